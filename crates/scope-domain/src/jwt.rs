@@ -1,0 +1,265 @@
+//! Compact JWS tokens signed with Ed25519 (`alg: EdDSA`), as SPEC §4 fixes.
+//!
+//! Kept here, without I/O, so the rules are unit-tested: only `EdDSA` is
+//! accepted (never `none` or an HMAC algorithm), the `kid` must name a known
+//! public key, the signature must verify, `iss` must match and `exp` must be in
+//! the future.
+
+use std::collections::HashMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::{KeyId, OrgId, Role};
+
+/// Claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    /// The API key id.
+    pub sub: String,
+    pub org: String,
+    pub role: Role,
+    pub env: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+impl Claims {
+    pub fn key_id(&self) -> Option<KeyId> {
+        self.sub.parse().ok()
+    }
+    pub fn org_id(&self) -> Option<OrgId> {
+        self.org.parse().ok()
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+/// Why a token was refused. The HTTP layer answers all of them with the same
+/// 401; the distinction is for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("unsupported algorithm")]
+    Algorithm,
+    #[error("unknown signing key")]
+    UnknownKid,
+    #[error("bad signature")]
+    Signature,
+    #[error("wrong issuer")]
+    Issuer,
+    #[error("token expired")]
+    Expired,
+}
+
+/// A private signing key with its key id.
+pub struct Signer25519 {
+    pub kid: String,
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for Signer25519 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer25519").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl Signer25519 {
+    pub fn generate(kid: String) -> Self {
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        Self { kid, key }
+    }
+
+    pub fn from_seed(kid: String, seed: &[u8; 32]) -> Self {
+        Self { kid, key: SigningKey::from_bytes(seed) }
+    }
+
+    /// The 32-byte private seed, for storage (encrypted when a master key is
+    /// configured). Never log it.
+    pub fn seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
+    pub fn public(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    pub fn sign(&self, claims: &Claims) -> String {
+        let header = Header { alg: "EdDSA".into(), typ: Some("JWT".into()), kid: Some(self.kid.clone()) };
+        // Serialising these plain structs cannot fail.
+        let h = serde_json::to_vec(&header).unwrap_or_default();
+        let c = serde_json::to_vec(claims).unwrap_or_default();
+        let mut out = String::with_capacity(256);
+        out.push_str(&B64.encode(h));
+        out.push('.');
+        out.push_str(&B64.encode(c));
+        let sig = self.key.sign(out.as_bytes());
+        out.push('.');
+        out.push_str(&B64.encode(sig.to_bytes()));
+        out
+    }
+}
+
+/// Public keys by `kid`, used to verify tokens.
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    keys: HashMap<String, VerifyingKey>,
+}
+
+impl KeySet {
+    pub fn insert(&mut self, kid: String, public: &[u8; 32]) -> bool {
+        match VerifyingKey::from_bytes(public) {
+            Ok(k) => {
+                self.keys.insert(kid, k);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The JWKS document (`GET /.well-known/jwks.json`).
+    pub fn jwks(&self) -> serde_json::Value {
+        let mut kids: Vec<&String> = self.keys.keys().collect();
+        kids.sort();
+        let keys: Vec<serde_json::Value> = kids
+            .into_iter()
+            .filter_map(|kid| {
+                self.keys.get(kid).map(|k| {
+                    serde_json::json!({
+                        "kty": "OKP",
+                        "crv": "Ed25519",
+                        "alg": "EdDSA",
+                        "use": "sig",
+                        "kid": kid,
+                        "x": B64.encode(k.to_bytes()),
+                    })
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    /// Verify signature, algorithm, `kid`, `iss` and `exp` (at time `now`,
+    /// seconds since the epoch).
+    pub fn verify(&self, token: &str, issuer: &str, now: i64) -> Result<Claims, JwtError> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(JwtError::Malformed);
+        };
+        let header: Header =
+            serde_json::from_slice(&B64.decode(h).map_err(|_| JwtError::Malformed)?).map_err(|_| JwtError::Malformed)?;
+        if header.alg != "EdDSA" {
+            return Err(JwtError::Algorithm);
+        }
+        let kid = header.kid.ok_or(JwtError::UnknownKid)?;
+        let key = self.keys.get(&kid).ok_or(JwtError::UnknownKid)?;
+        let sig_bytes = B64.decode(s).map_err(|_| JwtError::Malformed)?;
+        let sig = Signature::from_slice(&sig_bytes).map_err(|_| JwtError::Signature)?;
+        let signed_len = h.len() + 1 + c.len();
+        key.verify(&token.as_bytes()[..signed_len], &sig).map_err(|_| JwtError::Signature)?;
+        let claims: Claims =
+            serde_json::from_slice(&B64.decode(c).map_err(|_| JwtError::Malformed)?).map_err(|_| JwtError::Malformed)?;
+        if claims.iss != issuer {
+            return Err(JwtError::Issuer);
+        }
+        if claims.exp <= now {
+            return Err(JwtError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: i64) -> Claims {
+        Claims {
+            iss: "http://scope.test".into(),
+            sub: KeyId::generate().to_string(),
+            org: OrgId::generate().to_string(),
+            role: Role::Viewer,
+            env: "production".into(),
+            iat: 1000,
+            exp,
+            jti: "j1".into(),
+        }
+    }
+
+    fn setup() -> (Signer25519, KeySet) {
+        let s = Signer25519::generate("k1".into());
+        let mut set = KeySet::default();
+        set.insert(s.kid.clone(), &s.public());
+        (s, set)
+    }
+
+    #[test]
+    fn sign_and_verify() {
+        let (s, set) = setup();
+        let c = claims(5000);
+        let t = s.sign(&c);
+        assert_eq!(set.verify(&t, "http://scope.test", 2000), Ok(c));
+    }
+
+    #[test]
+    fn rejects_expired_wrong_issuer_and_tampering() {
+        let (s, set) = setup();
+        let t = s.sign(&claims(5000));
+        assert_eq!(set.verify(&t, "http://scope.test", 5000), Err(JwtError::Expired));
+        assert_eq!(set.verify(&t, "http://other", 2000), Err(JwtError::Issuer));
+        // Edit the claims (role → admin) but keep the signature.
+        let parts: Vec<&str> = t.split('.').collect();
+        let mut c = claims(5000);
+        c.role = Role::Admin;
+        let forged = format!("{}.{}.{}", parts[0], B64.encode(serde_json::to_vec(&c).unwrap_or_default()), parts[2]);
+        assert_eq!(set.verify(&forged, "http://scope.test", 2000), Err(JwtError::Signature));
+        assert_eq!(set.verify("a.b", "http://scope.test", 2000), Err(JwtError::Malformed));
+        assert_eq!(set.verify("", "http://scope.test", 2000), Err(JwtError::Malformed));
+    }
+
+    #[test]
+    fn rejects_alg_none_hs256_and_unknown_kid() {
+        let (_, set) = setup();
+        let c = B64.encode(serde_json::to_vec(&claims(5000)).unwrap_or_default());
+        for alg in ["none", "HS256", "RS256"] {
+            let h = B64.encode(format!(r#"{{"alg":"{alg}","kid":"k1"}}"#));
+            assert_eq!(set.verify(&format!("{h}.{c}."), "http://scope.test", 2000), Err(JwtError::Algorithm));
+        }
+        let other = Signer25519::generate("k2".into());
+        let t = other.sign(&claims(5000));
+        assert_eq!(set.verify(&t, "http://scope.test", 2000), Err(JwtError::UnknownKid));
+        // Same kid, different key: bad signature.
+        let imposter = Signer25519::generate("k1".into());
+        let t = imposter.sign(&claims(5000));
+        assert_eq!(set.verify(&t, "http://scope.test", 2000), Err(JwtError::Signature));
+    }
+
+    #[test]
+    fn jwks_lists_public_keys() {
+        let (s, set) = setup();
+        let j = set.jwks();
+        assert_eq!(j["keys"][0]["kid"], "k1");
+        assert_eq!(j["keys"][0]["crv"], "Ed25519");
+        assert_eq!(j["keys"][0]["x"], B64.encode(s.public()));
+    }
+}
