@@ -1,1 +1,9 @@
-fn main() {}
+//! `scope`: runs the server and administers a deployment.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

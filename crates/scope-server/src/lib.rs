@@ -1,1 +1,49 @@
+//! Scope's server: the auth API, the Scope API and the services below them.
+//!
+//! Layout:
+//! - [`service`]: business rules that need I/O (who may do what, what a
+//!   revoke does, the token exchange), called by HTTP handlers and the CLI;
+//! - [`http`]: axum routes, extractors and the single error mapping, kept thin;
+//! - [`runtime`]: in-memory views that keep the hot path off the database
+//!   (revocation view, verified-token cache, usage counters, signing keys).
 
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod runtime;
+pub mod service;
+pub mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use config::ServerConfig;
+pub use error::AppError;
+pub use service::App;
+
+/// Opens the store, loads the in-memory views, and serves until `shutdown`
+/// resolves. Prints `Scope listening on http://ADDR` on stdout once bound.
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let store = scope_store::open(&config.database_url).await?;
+    let app = Arc::new(App::start(store, config.clone()).await?);
+    if let Some(bootstrap) = service::bootstrap::bootstrap_if_empty(&app).await? {
+        bootstrap.print_first_run(&config);
+    }
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| AppError::Internal(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener.local_addr().map_err(|e| AppError::Internal(e.to_string()))?;
+    app.set_listen_addr(addr);
+    let router = http::router(app.clone());
+    println!("Scope listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    app.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,373 @@
+//! Command-line interface (SPEC §8). Flags have environment fallbacks;
+//! invalid values fail at start-up naming the variable.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use scope_domain::{OrgId, Role};
+use scope_server::service::api_keys::{self, NewKey};
+use scope_server::service::{bootstrap, page, App, Principal};
+use scope_server::views::ApiKeyView;
+use scope_server::{AppError, ServerConfig};
+use scope_store::KeyStatus;
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Parser)]
+#[command(name = "scope", version, about = "Scope: versioned LLM prompts served to your applications")]
+struct Cli {
+    /// Database URL: `sqlite://PATH` (created if missing). Default: an SQLite
+    /// file under SCOPE_DATA_DIR.
+    #[arg(long, global = true, env = "SCOPE_DATABASE_URL")]
+    database: Option<String>,
+
+    /// Directory of the default SQLite database.
+    #[arg(long, global = true, env = "SCOPE_DATA_DIR", default_value = "./scope-data")]
+    data_dir: PathBuf,
+
+    /// Log format.
+    #[arg(long, global = true, env = "SCOPE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    /// Encrypts signing keys at rest (any string; keep it safe).
+    #[arg(long, global = true, env = "SCOPE_MASTER_KEY", hide_env_values = true)]
+    master_key: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (bootstraps an empty database).
+    Serve(ServeArgs),
+    /// Create the first organization and its admin (fails if initialized).
+    Init {
+        #[arg(long)]
+        org_name: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Organizations (tenants).
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// API keys of an organization.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// JWT signing keys.
+    #[command(subcommand, name = "signing-keys")]
+    SigningKeys(SigningKeysCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "SCOPE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "SCOPE_TOKEN_TTL", default_value = "3600", value_parser = parse_ttl)]
+    token_ttl: u64,
+    /// Public base URL (JWT `iss`). Default: http://LISTEN.
+    #[arg(long, env = "SCOPE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "SCOPE_MAX_BODY_BYTES", default_value = "1048576", value_parser = parse_body_limit)]
+    max_body_bytes: usize,
+    /// Failed token exchanges per client address per minute before 429.
+    #[arg(long, env = "SCOPE_AUTH_FAILURE_LIMIT", default_value = "20", value_parser = parse_failure_limit)]
+    auth_failure_limit: u32,
+}
+
+fn parse_ttl(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=86_400).contains(&n) => Ok(n),
+        _ => Err("SCOPE_TOKEN_TTL must be a whole number of seconds between 1 and 86400".into()),
+    }
+}
+
+fn parse_body_limit(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1024 => Ok(n),
+        _ => Err("SCOPE_MAX_BODY_BYTES must be a whole number of bytes, at least 1024".into()),
+    }
+}
+
+fn parse_failure_limit(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("SCOPE_AUTH_FAILURE_LIMIT must be a whole number, at least 1".into()),
+    }
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create another organization with its admin.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key (the secret is printed once).
+    Create {
+        #[arg(long, env = "SCOPE_ORG_ID")]
+        org: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        #[arg(long)]
+        environment: Option<String>,
+        /// RFC 3339 time.
+        #[arg(long)]
+        expires_at: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List API keys, newest first (never secrets).
+    List {
+        #[arg(long, env = "SCOPE_ORG_ID")]
+        org: String,
+        /// active, revoked or expired.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API key (idempotent).
+    Revoke {
+        #[arg(long, env = "SCOPE_ORG_ID")]
+        org: String,
+        key_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SigningKeysCommand {
+    /// Create a new signing key; the previous one keeps verifying until its
+    /// tokens expire.
+    Rotate,
+}
+
+fn database_url(cli: &Cli) -> String {
+    match &cli.database {
+        Some(u) => u.clone(),
+        None => format!("sqlite://{}", cli.data_dir.join("scope.db").display()),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCOPE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn app_err(e: AppError) -> anyhow::Error {
+    anyhow!("{}", match e {
+        AppError::Domain(d) => d.message,
+        other => other.to_string(),
+    })
+}
+
+fn config(cli: &Cli) -> ServerConfig {
+    let mut c = ServerConfig::new(database_url(cli));
+    c.master_key = cli.master_key.clone().map(SecretString::from);
+    c
+}
+
+async fn open_app(cli: &Cli) -> anyhow::Result<App> {
+    let c = config(cli);
+    let store = scope_store::open(&c.database_url).await.map_err(|e| anyhow!("{e}"))?;
+    App::start(store, c).await.map_err(app_err)
+}
+
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Serve(args) => {
+            let mut c = config(&cli);
+            c.listen = args.listen.clone();
+            c.token_ttl = Duration::from_secs(args.token_ttl);
+            c.public_url = args.public_url.clone();
+            c.max_body_bytes = args.max_body_bytes;
+            c.auth_failure_limit = args.auth_failure_limit;
+            scope_server::serve(c, shutdown_signal()).await.map_err(app_err)
+        }
+        Command::Init { org_name, admin_email, json } => {
+            let c = config(&cli);
+            let store = scope_store::open(&c.database_url).await.map_err(|e| anyhow!("{e}"))?;
+            let org = bootstrap::init(store.as_ref(), org_name, admin_email).await.map_err(app_err)?;
+            print_org(&org, *json)
+        }
+        Command::Org(OrgCommand::Create { name, admin_email, json }) => {
+            let c = config(&cli);
+            let store = scope_store::open(&c.database_url).await.map_err(|e| anyhow!("{e}"))?;
+            let org = bootstrap::create_org(store.as_ref(), name, admin_email).await.map_err(app_err)?;
+            print_org(&org, *json)
+        }
+        Command::Keys(cmd) => keys(&cli, cmd).await,
+        Command::SigningKeys(SigningKeysCommand::Rotate) => {
+            let c = config(&cli);
+            let store = scope_store::open(&c.database_url).await.map_err(|e| anyhow!("{e}"))?;
+            let kid = scope_server::runtime::signing::rotate(store.as_ref(), c.master_key.as_ref()).await.map_err(app_err)?;
+            println!("new signing key: {kid}");
+            println!("previous keys keep verifying tokens until those tokens expire");
+            Ok(())
+        }
+    }
+}
+
+fn print_org(org: &bootstrap::NewOrg, json: bool) -> anyhow::Result<()> {
+    if json {
+        print_json(&org.to_json())
+    } else {
+        print!("{}", org.to_text());
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+async fn keys(cli: &Cli, cmd: &KeysCommand) -> anyhow::Result<()> {
+    let app = open_app(cli).await?;
+    let org_of = |s: &str| s.parse::<OrgId>().map_err(|e| anyhow!("--org / SCOPE_ORG_ID: {}", e.message));
+    match cmd {
+        KeysCommand::Create { org, name, role, environment, expires_at, json } => {
+            let p = Principal::system(org_of(org)?);
+            app.store.get_org(p.org).await.map_err(|_| anyhow!("organization {org} not found"))?;
+            let role: Role = role.parse().map_err(|e: scope_domain::DomainError| anyhow!("--role: {}", e.message))?;
+            let expires_at = expires_at
+                .as_deref()
+                .map(|s| chrono::DateTime::parse_from_rfc3339(s).map(|d| d.timestamp_millis()))
+                .transpose()
+                .context("--expires-at must be an RFC 3339 time")?;
+            let req = NewKey { name: name.clone(), environment: environment.clone(), role: Some(role), expires_at };
+            let created = api_keys::create(&app, &p, req).await.map_err(app_err)?;
+            let mut view = ApiKeyView::new(&created.key, now_ms());
+            view.secret = Some(created.secret.expose_secret().to_owned());
+            if *json {
+                print_json(&view)
+            } else {
+                println!("key_id: {}\nsecret: {}\nrole: {}\nenvironment: {}", view.key_id, created.secret.expose_secret(), view.role, view.environment);
+                println!("The secret is shown only once.");
+                Ok(())
+            }
+        }
+        KeysCommand::List { org, status, json } => {
+            let p = Principal::system(org_of(org)?);
+            let status = status
+                .as_deref()
+                .map(|s| KeyStatus::parse(s).ok_or_else(|| anyhow!("--status must be active, revoked or expired")))
+                .transpose()?;
+            let mut all = Vec::new();
+            let mut cursor = None;
+            loop {
+                let pg = api_keys::list(&app, &p, status, page(Some(200), cursor).map_err(app_err)?).await.map_err(app_err)?;
+                all.extend(pg.data);
+                match pg.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            let now = now_ms();
+            let views: Vec<ApiKeyView> = all.iter().map(|k| ApiKeyView::new(k, now)).collect();
+            if *json {
+                print_json(&views)
+            } else {
+                println!("{:<30}  {:<8}  {:<7}  {:<12}  {:<24}  NAME", "KEY_ID", "STATUS", "ROLE", "ENVIRONMENT", "LAST_USED");
+                for v in &views {
+                    println!(
+                        "{:<30}  {:<8}  {:<7}  {:<12}  {:<24}  {}",
+                        v.key_id,
+                        v.status,
+                        v.role,
+                        v.environment,
+                        v.last_used_at.as_deref().unwrap_or("never"),
+                        v.name
+                    );
+                }
+                Ok(())
+            }
+        }
+        KeysCommand::Revoke { org, key_id, json } => {
+            let p = Principal::system(org_of(org)?);
+            let k = api_keys::revoke(&app, &p, key_id).await.map_err(app_err)?;
+            let view = ApiKeyView::new(&k, now_ms());
+            if *json {
+                print_json(&view)
+            } else {
+                println!("revoked {} ({})", view.key_id, view.name);
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,43 @@
+//! Server configuration. Built by the `scope` binary from flags and
+//! environment variables (clap); plain data here so tests can build it.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `host:port`; port 0 picks a free port.
+    pub listen: String,
+    pub database_url: String,
+    /// Access-token lifetime.
+    pub token_ttl: Duration,
+    /// JWT `iss`. `None`: `http://{bound address}`.
+    pub public_url: Option<String>,
+    /// Encrypts signing keys at rest when set. Never logged.
+    pub master_key: Option<secrecy::SecretString>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Failed token exchanges allowed per client address per minute before
+    /// answering 429.
+    pub auth_failure_limit: u32,
+    /// How often the in-memory revocation view polls the database for changes
+    /// made by other processes (CLI, other replicas).
+    pub gate_poll_interval: Duration,
+    /// How often coalesced usage counters are written.
+    pub usage_flush_interval: Duration,
+}
+
+impl ServerConfig {
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: database_url.into(),
+            token_ttl: Duration::from_secs(3600),
+            public_url: None,
+            master_key: None,
+            max_body_bytes: 1024 * 1024,
+            auth_failure_limit: 20,
+            gate_poll_interval: Duration::from_millis(250),
+            usage_flush_interval: Duration::from_secs(2),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Extractors that resolve the caller and parse input before a handler runs,
+//! turning every rejection into the SPEC error body (400, 401, 413).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use scope_domain::{DomainError, ErrorCode};
+use serde::de::DeserializeOwned;
+
+use crate::error::AppError;
+use crate::service::{auth, App, Principal};
+
+fn body_error(r: BytesRejection) -> AppError {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        DomainError::new(ErrorCode::PayloadTooLarge, "request body is too large").into()
+    } else {
+        DomainError::bad_request("could not read the request body").into()
+    }
+}
+
+/// The raw body, with the size limit mapped to 413.
+pub async fn read_body(req: Request, state: &Arc<App>) -> Result<Bytes, AppError> {
+    Bytes::from_request(req, state).await.map_err(body_error)
+}
+
+/// A JSON body. Requires `Content-Type: application/json` when a body is
+/// present; an empty body reads as `{}` so that calls like revoke or promote
+/// need none. Malformed or wrongly typed JSON is a 400 naming the problem.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<App>> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        let body = read_body(req, state).await?;
+        let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
+        if body != b"{}" && is_json != Some(true) {
+            return Err(DomainError::bad_request("expected a JSON body with Content-Type: application/json").into());
+        }
+        serde_json::from_slice(body)
+            .map(ApiJson)
+            .map_err(|e| DomainError::bad_request(format!("invalid JSON body: {e}")).into())
+    }
+}
+
+/// Query-string parameters; bad values are a 400.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(q)
+            .map(ApiQuery)
+            .map_err(|e| DomainError::bad_request(format!("invalid query string: {e}")).into())
+    }
+}
+
+/// The caller, from `Authorization: Bearer <jwt>`.
+impl FromRequestParts<Arc<App>> for Principal {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(AppError::Unauthorized)?;
+        let (scheme, token) = header.split_once(' ').ok_or(AppError::Unauthorized)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(AppError::Unauthorized);
+        }
+        auth::authenticate(app, token.trim())
+    }
+}
+
+/// The client's address (for the failed-attempt limiter).
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        Ok(ClientIp(ip))
+    }
+}
+
+/// The request id assigned by the middleware.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Path parameters; a rejection (e.g. invalid percent-encoding) is a 400.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| DomainError::bad_request(format!("invalid path: {e}")).into())
+    }
+}

@@ -1,0 +1,100 @@
+//! HTTP: routes, middleware, extractors and the error mapping. Handlers are
+//! thin: extract, call `service`, shape the answer with `views`.
+
+pub mod api_keys;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod meta;
+pub mod prompts;
+pub mod versions;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use scope_domain::ErrorCode;
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+
+use crate::service::App;
+use extract::RequestId;
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(app: Arc<App>) -> Router {
+    let api = Router::new()
+        .route("/me", get(meta::me))
+        .route("/prompts", get(prompts::list).post(prompts::create))
+        .route("/prompts/{name}", get(prompts::get).patch(prompts::update).delete(prompts::delete))
+        .route("/prompts/{name}/production", get(prompts::production))
+        .route("/prompts/{name}/latest", get(prompts::latest))
+        .route("/prompts/{name}/versions", get(versions::list).post(versions::create))
+        .route("/prompts/{name}/versions/{version_id}", get(versions::get).patch(versions::update))
+        .route("/prompts/{name}/versions/{version_id}/promote", post(versions::promote))
+        .route("/prompts/{name}/versions/{version_id}/archive", post(versions::archive))
+        .route("/prompts/{name}/versions/{version_id}/unarchive", post(versions::unarchive))
+        .route("/prompts/{name}/promotions", get(versions::promotions))
+        .route("/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/api-keys/{key_id}", get(api_keys::get))
+        .route("/api-keys/{key_id}/revoke", post(api_keys::revoke))
+        .route("/api-keys/{key_id}/rotate", post(api_keys::rotate))
+        .route("/api-keys/{key_id}/usage", get(api_keys::usage))
+        .route("/audit-events", get(meta::audit_events));
+
+    let max_body = app.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
+        .route("/.well-known/jwks.json", get(auth::jwks))
+        .route("/v1/auth/sdk-token", post(auth::sdk_token))
+        .route("/v1/auth/applications/login", post(auth::applications_login))
+        .route("/oauth/token", post(auth::oauth_token))
+        .nest("/api/v1", api)
+        .fallback(meta::not_found)
+        .method_not_allowed_fallback(meta::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("handler panicked");
+            error::error_response(ErrorCode::Internal, "internal error")
+        }))
+        .layer(middleware::from_fn(request_id))
+        .with_state(app)
+}
+
+fn valid_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok = (1..=128).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    ok.then(|| s.to_owned())
+}
+
+/// Echoes the client's `X-Request-ID` (or assigns one), and runs the request
+/// inside a span carrying it, so every log line of the request names it.
+/// Headers are never logged: they carry tokens.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(valid_request_id)
+        .unwrap_or_else(|| ulid::Ulid::new().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id);
+    let mut resp = async move {
+        let started = std::time::Instant::now();
+        let resp = next.run(req).await;
+        tracing::debug!(status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "response");
+        resp
+    }
+    .instrument(span)
+    .await
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
+    }
+    resp
+}

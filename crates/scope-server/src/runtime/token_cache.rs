@@ -1,0 +1,54 @@
+//! A bounded cache of tokens whose signature was already verified.
+//!
+//! Verifying an Ed25519 signature costs more than the rest of a prompt fetch,
+//! and an SDK sends the same token for up to an hour. The cache maps the full
+//! token text to its claims; a hit still checks `exp` and the key's revocation
+//! gate on every request, so caching never extends a token's life. When the
+//! cache is full it is cleared (bounded memory, simple, and the next requests
+//! simply verify again).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use scope_domain::jwt::Claims;
+use scope_domain::{KeyId, OrgId};
+
+/// What a verified token says, parsed once.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    pub claims: Claims,
+    pub key_id: KeyId,
+    pub org_id: OrgId,
+}
+
+pub struct TokenCache {
+    capacity: usize,
+    map: RwLock<HashMap<Box<str>, Arc<VerifiedToken>>>,
+}
+
+impl TokenCache {
+    pub fn new(capacity: usize) -> Self {
+        Self { capacity, map: RwLock::new(HashMap::new()) }
+    }
+
+    pub fn get(&self, token: &str) -> Option<Arc<VerifiedToken>> {
+        self.map.read().get(token).cloned()
+    }
+
+    pub fn insert(&self, token: &str, verified: Arc<VerifiedToken>) {
+        let mut map = self.map.write();
+        if map.len() >= self.capacity {
+            map.clear();
+        }
+        map.insert(token.into(), verified);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

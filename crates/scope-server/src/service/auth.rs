@@ -1,0 +1,147 @@
+//! The token exchange (API key → JWT) and bearer-token authentication.
+//!
+//! Exchange: every credential failure — unknown org, unknown key, key of
+//! another org, wrong secret, revoked, expired — ends in the same
+//! [`AppError::InvalidCredentials`], and the work done does not depend on
+//! which check failed: the digest is always computed and compared (against a
+//! dummy digest when the key is unknown), the organization is compared in
+//! constant time, and the results are combined without early exit.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use scope_domain::jwt::Claims;
+use scope_domain::secret::SecretDigest;
+use scope_domain::secret_format;
+use scope_domain::{KeyId, OrgId};
+use scope_store::KeyStatus;
+use subtle::ConstantTimeEq;
+
+use super::{Actor, App, Principal};
+use crate::error::AppError;
+use crate::runtime::now_ms;
+use crate::runtime::token_cache::VerifiedToken;
+
+/// The credentials of one exchange, whichever endpoint they came through.
+pub struct Credentials<'a> {
+    /// `account_id`; `None` for OAuth (the key names its organization).
+    pub org: Option<&'a str>,
+    pub key_id: &'a str,
+    pub secret: &'a str,
+}
+
+/// A freshly signed access token. Its text is never logged.
+pub struct IssuedToken {
+    pub access_token: String,
+    pub expires_in: i64,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken").field("expires_in", &self.expires_in).finish_non_exhaustive()
+    }
+}
+
+/// Digest compared against when the key id is unknown, so that path costs the
+/// same as a wrong secret.
+fn dummy_digest() -> &'static SecretDigest {
+    static DUMMY: std::sync::OnceLock<SecretDigest> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| SecretDigest::of("secret_dummy"))
+}
+
+pub async fn exchange(app: &App, client: IpAddr, creds: Credentials<'_>) -> Result<IssuedToken, AppError> {
+    let now = now_ms();
+    if let Some(retry_after) = app.failures.check(client, now) {
+        return Err(AppError::RateLimited(retry_after));
+    }
+    let result = check_credentials(app, &creds, now).await;
+    match result {
+        Ok((key_id, org_id, row)) => {
+            let ttl_ms = app.config.token_ttl.as_millis() as i64;
+            // A token never outlives its key.
+            let exp_ms = row.expires_at.map_or(now + ttl_ms, |e| e.min(now + ttl_ms));
+            let claims = Claims {
+                iss: app.issuer(),
+                sub: key_id.to_string(),
+                org: org_id.to_string(),
+                role: row.role,
+                env: row.environment.clone(),
+                iat: now / 1000,
+                exp: exp_ms / 1000,
+                jti: ulid::Ulid::new().to_string(),
+            };
+            let access_token = app.signing.signer().sign(&claims);
+            app.usage.record(key_id, now);
+            Ok(IssuedToken { access_token, expires_in: (claims.exp - claims.iat).max(0) })
+        }
+        Err(AppError::InvalidCredentials) => {
+            app.failures.record_failure(client, now);
+            tracing::info!(%client, "token exchange refused");
+            Err(AppError::InvalidCredentials)
+        }
+        Err(other) => Err(other),
+    }
+}
+
+async fn check_credentials(
+    app: &App,
+    creds: &Credentials<'_>,
+    now: i64,
+) -> Result<(KeyId, OrgId, scope_store::ApiKeyRow), AppError> {
+    // The checksum is public: rejecting a malformed secret before any look-up
+    // reveals nothing about stored keys.
+    if !secret_format::is_well_formed(creds.secret) {
+        return Err(AppError::InvalidCredentials);
+    }
+    let Ok(key_id) = creds.key_id.parse::<KeyId>() else {
+        return Err(AppError::InvalidCredentials);
+    };
+    let row = app.store.find_api_key(key_id).await?;
+    let given = SecretDigest::of(creds.secret);
+    let (expected, row_org) = match &row {
+        Some(r) => (SecretDigest::from_bytes(&r.secret_digest), r.org_id.to_string()),
+        None => (None, String::new()),
+    };
+    let expected = expected.unwrap_or_else(|| dummy_digest().clone());
+    let secret_ok = given.matches(&expected);
+    let org_ok = match creds.org {
+        Some(org) => bool::from(org.as_bytes().ct_eq(row_org.as_bytes())),
+        None => true,
+    };
+    let active = row.as_ref().is_some_and(|r| r.status_at(now) == KeyStatus::Active && app.gates.is_active(&r.key_id, now));
+    match row {
+        Some(r) if secret_ok & org_ok & active => Ok((key_id, r.org_id, r)),
+        _ => Err(AppError::InvalidCredentials),
+    }
+}
+
+/// Resolves a bearer token to its principal. Verified tokens are cached, but
+/// expiry and the key's revocation gate are checked on every call.
+pub fn authenticate(app: &App, token: &str) -> Result<Principal, AppError> {
+    let now = now_ms();
+    let verified = match app.tokens.get(token) {
+        Some(v) => v,
+        None => {
+            let keyset = app.signing.keyset();
+            let claims = keyset.verify(token, &app.issuer(), now / 1000).map_err(|e| {
+                tracing::debug!(reason = %e, "bearer token refused");
+                AppError::Unauthorized
+            })?;
+            let (Some(key_id), Some(org_id)) = (claims.key_id(), claims.org_id()) else {
+                return Err(AppError::Unauthorized);
+            };
+            let v = Arc::new(VerifiedToken { claims, key_id, org_id });
+            app.tokens.insert(token, v.clone());
+            v
+        }
+    };
+    if verified.claims.exp * 1000 <= now || !app.gates.is_active(&verified.key_id, now) {
+        return Err(AppError::Unauthorized);
+    }
+    Ok(Principal {
+        org: verified.org_id,
+        actor: Actor::Key(verified.key_id),
+        role: verified.claims.role,
+        environment: Some(verified.claims.env.clone()),
+    })
+}

@@ -1,0 +1,240 @@
+//! Business rules with I/O: permissions, what a revoke does, the token
+//! exchange, prompt lifecycle orchestration. Called by HTTP handlers and by
+//! the CLI; tested through both.
+
+pub mod api_keys;
+pub mod audit;
+pub mod auth;
+pub mod bootstrap;
+pub mod prompts;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use scope_domain::{DomainError, KeyId, OrgId, Role, UserId};
+use scope_store::{PageQuery, Store};
+
+use crate::config::ServerConfig;
+use crate::error::AppError;
+use crate::runtime::gates::KeyGates;
+use crate::runtime::rate_limit::FailureLimiter;
+use crate::runtime::signing::SigningKeys;
+use crate::runtime::token_cache::TokenCache;
+use crate::runtime::usage::UsageCounter;
+
+/// Who is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Key(KeyId),
+    User(UserId),
+    /// The CLI working on the database directly.
+    System,
+}
+
+impl Actor {
+    /// `key_…`, `usr_…` or `system`, as recorded in `created_by` and audit.
+    pub fn id(&self) -> String {
+        match self {
+            Actor::Key(k) => k.to_string(),
+            Actor::User(u) => u.to_string(),
+            Actor::System => "system".into(),
+        }
+    }
+}
+
+/// The resolved caller of a request: organization, actor and role.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub org: OrgId,
+    pub actor: Actor,
+    pub role: Role,
+    pub environment: Option<String>,
+}
+
+impl Principal {
+    /// The CLI acting as an administrator of `org`.
+    pub fn system(org: OrgId) -> Self {
+        Self { org, actor: Actor::System, role: Role::Admin, environment: None }
+    }
+
+    /// Fails with 403 unless the caller holds `needed` or more.
+    pub fn require(&self, needed: Role) -> Result<(), AppError> {
+        if self.role.allows(needed) {
+            Ok(())
+        } else {
+            Err(DomainError::forbidden(format!("this requires the {needed} role")).into())
+        }
+    }
+}
+
+/// Validates `?limit=` and `?cursor=`; callers fetch `limit + 1` rows to know
+/// whether there is a next page.
+pub fn page(limit: Option<u32>, cursor: Option<String>) -> Result<PageQuery, AppError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(DomainError::bad_request("limit must be between 1 and 200").into());
+    }
+    if cursor.as_deref().is_some_and(|c| c.is_empty() || c.len() > 128) {
+        return Err(DomainError::bad_request("invalid cursor").into());
+    }
+    Ok(PageQuery { limit: limit + 1, cursor })
+}
+
+/// A page of rows and the cursor of the next page.
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Trims the extra row fetched by [`page`] and derives the cursor.
+    pub fn from_rows(mut rows: Vec<T>, query: &PageQuery, cursor_of: impl Fn(&T) -> String) -> Self {
+        let limit = query.limit.saturating_sub(1) as usize;
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(cursor_of)
+        } else {
+            None
+        };
+        Page { data: rows, next_cursor }
+    }
+}
+
+/// Everything a running server shares.
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub config: ServerConfig,
+    pub signing: SigningKeys,
+    pub gates: KeyGates,
+    pub tokens: TokenCache,
+    pub usage: UsageCounter,
+    pub failures: FailureLimiter,
+    issuer: RwLock<String>,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl App {
+    /// Loads signing keys and the revocation view and starts the background
+    /// tasks (gate polling, usage flushing).
+    pub async fn start(store: Arc<dyn Store>, config: ServerConfig) -> Result<Self, AppError> {
+        let ttl_ms = config.token_ttl.as_millis() as i64;
+        let signing = SigningKeys::load(store.as_ref(), config.master_key.clone(), ttl_ms).await?;
+        let gates = KeyGates::default();
+        gates.apply(&store.key_gate_changes(0).await?);
+        let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
+        let app = Self {
+            failures: FailureLimiter::new(config.auth_failure_limit),
+            store,
+            config,
+            signing,
+            gates,
+            tokens: TokenCache::new(100_000),
+            usage: UsageCounter::default(),
+            issuer: RwLock::new(issuer.trim_end_matches('/').to_owned()),
+            stop: tokio::sync::watch::channel(false).0,
+            tasks: parking_lot::Mutex::new(Vec::new()),
+        };
+        Ok(app)
+    }
+
+    /// The JWT issuer.
+    pub fn issuer(&self) -> String {
+        self.issuer.read().clone()
+    }
+
+    /// Once bound: the issuer defaults to the real address (port 0 resolved).
+    pub fn set_listen_addr(self: &Arc<Self>, addr: SocketAddr) {
+        if self.config.public_url.is_none() {
+            *self.issuer.write() = format!("http://{addr}");
+        }
+        self.spawn_background();
+    }
+
+    fn spawn_background(self: &Arc<Self>) {
+        let mut tasks = self.tasks.lock();
+        if !tasks.is_empty() {
+            return;
+        }
+        let app = Arc::clone(self);
+        tasks.push(tokio::spawn(async move { app.poll_loop().await }));
+        let app = Arc::clone(self);
+        tasks.push(tokio::spawn(async move { app.flush_loop().await }));
+    }
+
+    async fn poll_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.config.gate_poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stop = self.stop.subscribe();
+        let mut n: u64 = 0;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            if let Err(e) = self.poll_gates().await {
+                tracing::warn!(error = %e, "revocation view poll failed");
+            }
+            n += 1;
+            // Signing keys change rarely: look every ~5 s.
+            if n % 20 == 0 {
+                if let Err(e) = self.signing.refresh(self.store.as_ref()).await {
+                    tracing::warn!(error = %e, "signing key refresh failed");
+                }
+            }
+        }
+    }
+
+    /// Applies gate changes made by other processes.
+    pub async fn poll_gates(&self) -> Result<(), AppError> {
+        let rows = self.store.key_gate_changes(self.gates.last_seq()).await?;
+        self.gates.apply(&rows);
+        Ok(())
+    }
+
+    async fn flush_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.config.usage_flush_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stop = self.stop.subscribe();
+        let mut days = 0u64;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            self.flush_usage().await;
+            days += 1;
+            if days % 1800 == 1 {
+                let cutoff = crate::runtime::usage::day_of(crate::runtime::now_ms() - 90 * 86_400_000);
+                if let Err(e) = self.store.prune_key_usage(&cutoff).await {
+                    tracing::warn!(error = %e, "usage pruning failed");
+                }
+            }
+        }
+    }
+
+    /// Writes coalesced usage counters; on failure they are kept for the next
+    /// flush.
+    pub async fn flush_usage(&self) {
+        let batch = self.usage.drain();
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.record_key_usage(&batch).await {
+            tracing::warn!(error = %e, "usage flush failed; will retry");
+            self.usage.restore(batch);
+        }
+    }
+
+    /// Stops background tasks and flushes what is pending.
+    pub async fn shutdown(&self) {
+        self.stop.send_replace(true);
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock());
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        }
+        self.flush_usage().await;
+    }
+}

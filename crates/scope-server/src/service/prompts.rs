@@ -1,0 +1,301 @@
+//! Prompts and versions (SPEC §5): viewers read, editors change, admins
+//! delete. Lifecycle rules come from `scope_domain::lifecycle` and are
+//! enforced inside the store's transactions.
+
+use scope_domain::lifecycle::{validate_prompt_name, validate_prompt_type};
+use scope_domain::{template, DomainError, PromptId, Role, VersionId, VersionStatus};
+use scope_store::{
+    DraftPatch, NewVersion, PromoteRequest, PromotionRow, PromptListQuery, PromptPatch, PromptRow, PromptSummary,
+    VersionListQuery, VersionRow,
+};
+use serde_json::json;
+
+use super::{audit, App, Page, Principal};
+use crate::error::{AppError, NotFoundAs};
+use crate::runtime::now_ms;
+
+pub const MAX_TAGS: usize = 50;
+pub const MAX_DESCRIPTION: usize = 10_000;
+
+pub fn validate_tags(tags: &[String]) -> Result<Vec<String>, AppError> {
+    if tags.len() > MAX_TAGS {
+        return Err(DomainError::bad_request(format!("at most {MAX_TAGS} tags")).into());
+    }
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for t in tags {
+        let n = t.chars().count();
+        if !(1..=64).contains(&n) || t.chars().any(char::is_control) {
+            return Err(DomainError::bad_request("each tag must be 1-64 characters").into());
+        }
+        if !out.contains(t) {
+            out.push(t.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn validate_description(d: &str) -> Result<(), AppError> {
+    if d.chars().count() > MAX_DESCRIPTION {
+        return Err(DomainError::bad_request(format!("description must be at most {MAX_DESCRIPTION} characters")).into());
+    }
+    Ok(())
+}
+
+fn validate_metadata(m: &serde_json::Value) -> Result<(), AppError> {
+    if m.is_object() {
+        Ok(())
+    } else {
+        Err(DomainError::bad_request("metadata must be a JSON object").into())
+    }
+}
+
+pub struct NewPrompt {
+    pub name: String,
+    pub content: String,
+    pub description: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub prompt_type: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Finds a prompt of the caller's organization by name or `pmt_` id.
+pub async fn find(app: &App, p: &Principal, name_or_id: &str) -> Result<PromptSummary, AppError> {
+    app.store.get_prompt(p.org, name_or_id).await.not_found_as("prompt")
+}
+
+fn parse_version_id(s: &str) -> Result<VersionId, AppError> {
+    s.parse().map_err(|_| DomainError::not_found("version not found").into())
+}
+
+// ---- SDK-facing ---------------------------------------------------------------------
+
+pub async fn production(app: &App, p: &Principal, name: &str) -> Result<VersionRow, AppError> {
+    p.require(Role::Viewer)?;
+    let prompt = find(app, p, name).await?;
+    app.store
+        .production_version(p.org, prompt.prompt.prompt_id)
+        .await?
+        .ok_or_else(|| DomainError::not_found(format!("prompt '{}' has no production version", prompt.prompt.name)).into())
+}
+
+pub async fn latest(app: &App, p: &Principal, name: &str) -> Result<VersionRow, AppError> {
+    p.require(Role::Viewer)?;
+    let prompt = find(app, p, name).await?;
+    app.store
+        .latest_version(p.org, prompt.prompt.prompt_id)
+        .await?
+        .ok_or_else(|| DomainError::not_found(format!("prompt '{}' has no versions", prompt.prompt.name)).into())
+}
+
+pub async fn version(app: &App, p: &Principal, name: &str, version_id: &str) -> Result<VersionRow, AppError> {
+    p.require(Role::Viewer)?;
+    let prompt = find(app, p, name).await?;
+    let vid = parse_version_id(version_id)?;
+    app.store.get_version(p.org, prompt.prompt.prompt_id, vid).await.not_found_as("version")
+}
+
+// ---- management ---------------------------------------------------------------------
+
+pub async fn create(app: &App, p: &Principal, req: NewPrompt) -> Result<(PromptSummary, VersionRow), AppError> {
+    p.require(Role::Editor)?;
+    validate_prompt_name(&req.name)?;
+    let description = req.description.unwrap_or_default();
+    validate_description(&description)?;
+    let tags = validate_tags(&req.tags.unwrap_or_default())?;
+    let prompt_type = req.prompt_type.unwrap_or_else(|| "text".into());
+    validate_prompt_type(&prompt_type)?;
+    let metadata = req.metadata.unwrap_or_else(|| json!({}));
+    validate_metadata(&metadata)?;
+    let now = now_ms();
+    let prompt = PromptRow {
+        prompt_id: PromptId::generate(),
+        org_id: p.org,
+        name: req.name.clone(),
+        description,
+        tags: tags.clone(),
+        created_at: now,
+        updated_at: now,
+        created_by: p.actor.id(),
+    };
+    let v1 = VersionRow {
+        version_id: VersionId::generate(),
+        prompt_id: prompt.prompt_id,
+        org_id: p.org,
+        name: prompt.name.clone(),
+        version: 1,
+        variables: template::variables(&req.content),
+        content: req.content,
+        status: VersionStatus::Draft,
+        prompt_type,
+        metadata,
+        tags,
+        created_at: now,
+        updated_at: now,
+        created_by: p.actor.id(),
+        promoted_at: None,
+        promoted_by: None,
+    };
+    let ev = audit::event(p, "prompt.created", prompt.prompt_id, json!({"name": prompt.name}));
+    app.store.create_prompt(&prompt, &v1, &ev).await?;
+    let summary = PromptSummary { prompt, latest_version: Some(1), production_version: None, production_version_id: None };
+    Ok((summary, v1))
+}
+
+pub async fn list(
+    app: &App,
+    p: &Principal,
+    tag: Option<String>,
+    q: Option<String>,
+    page: scope_store::PageQuery,
+) -> Result<Page<PromptSummary>, AppError> {
+    p.require(Role::Viewer)?;
+    if let Some(c) = &page.cursor {
+        c.parse::<PromptId>().map_err(|_| DomainError::bad_request("invalid cursor"))?;
+    }
+    let query = PromptListQuery { page: page.clone(), tag, q };
+    let rows = app.store.list_prompts(p.org, &query).await?;
+    Ok(Page::from_rows(rows, &page, |s: &PromptSummary| s.prompt.prompt_id.to_string()))
+}
+
+pub async fn get(app: &App, p: &Principal, name: &str) -> Result<PromptSummary, AppError> {
+    p.require(Role::Viewer)?;
+    find(app, p, name).await
+}
+
+pub async fn update(app: &App, p: &Principal, name: &str, patch: PromptPatch) -> Result<PromptSummary, AppError> {
+    p.require(Role::Editor)?;
+    if let Some(d) = &patch.description {
+        validate_description(d)?;
+    }
+    let patch = PromptPatch { tags: patch.tags.map(|t| validate_tags(&t)).transpose()?, ..patch };
+    let prompt = find(app, p, name).await?;
+    let ev = audit::event(p, "prompt.updated", prompt.prompt.prompt_id, json!({}));
+    app.store.update_prompt(p.org, prompt.prompt.prompt_id, &patch, now_ms(), &ev).await.not_found_as("prompt")?;
+    find(app, p, &prompt.prompt.prompt_id.to_string()).await
+}
+
+pub async fn delete(app: &App, p: &Principal, name: &str) -> Result<(), AppError> {
+    p.require(Role::Admin)?;
+    let prompt = find(app, p, name).await?;
+    let ev = audit::event(p, "prompt.deleted", prompt.prompt.prompt_id, json!({"name": prompt.prompt.name}));
+    app.store.delete_prompt(p.org, prompt.prompt.prompt_id, &ev).await.not_found_as("prompt")
+}
+
+pub struct NewVersionReq {
+    pub content: Option<String>,
+    pub copy_from: Option<String>,
+    pub prompt_type: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+pub async fn create_version(app: &App, p: &Principal, name: &str, req: NewVersionReq) -> Result<VersionRow, AppError> {
+    p.require(Role::Editor)?;
+    if let Some(t) = &req.prompt_type {
+        validate_prompt_type(t)?;
+    }
+    if let Some(m) = &req.metadata {
+        validate_metadata(m)?;
+    }
+    let copy_from = match &req.copy_from {
+        Some(s) => Some(s.parse::<VersionId>().map_err(|_| DomainError::not_found("copy_from version not found"))?),
+        None => None,
+    };
+    let prompt = find(app, p, name).await?;
+    let vid = VersionId::generate();
+    let new = NewVersion {
+        version_id: vid,
+        content: req.content,
+        prompt_type: req.prompt_type,
+        metadata: req.metadata,
+        copy_from,
+        created_by: p.actor.id(),
+        now_ms: now_ms(),
+    };
+    let ev = audit::event(p, "version.created", vid, json!({"prompt_id": prompt.prompt.prompt_id.to_string()}));
+    app.store.create_version(p.org, prompt.prompt.prompt_id, &new, &ev).await.not_found_as("copy_from version")
+}
+
+pub async fn update_draft(app: &App, p: &Principal, name: &str, version_id: &str, patch: DraftPatch) -> Result<VersionRow, AppError> {
+    p.require(Role::Editor)?;
+    if let Some(t) = &patch.prompt_type {
+        validate_prompt_type(t)?;
+    }
+    if let Some(m) = &patch.metadata {
+        validate_metadata(m)?;
+    }
+    let prompt = find(app, p, name).await?;
+    let vid = parse_version_id(version_id)?;
+    let ev = audit::event(p, "version.updated", vid, json!({"prompt_id": prompt.prompt.prompt_id.to_string()}));
+    app.store.update_draft(p.org, prompt.prompt.prompt_id, vid, &patch, now_ms(), &ev).await.not_found_as("version")
+}
+
+pub async fn promote(
+    app: &App,
+    p: &Principal,
+    name: &str,
+    version_id: &str,
+    notes: Option<String>,
+    archive_previous: Option<bool>,
+) -> Result<VersionRow, AppError> {
+    p.require(Role::Editor)?;
+    if notes.as_deref().is_some_and(|n| n.chars().count() > 2000) {
+        return Err(DomainError::bad_request("notes must be at most 2000 characters").into());
+    }
+    let prompt = find(app, p, name).await?;
+    let vid = parse_version_id(version_id)?;
+    let req = PromoteRequest {
+        notes: notes.clone(),
+        archive_previous: archive_previous.unwrap_or(true),
+        actor: p.actor.id(),
+        now_ms: now_ms(),
+        promotion_id: format!("prm_{}", ulid::Ulid::new()),
+    };
+    let ev = audit::event(
+        p,
+        "version.promoted",
+        vid,
+        json!({"prompt_id": prompt.prompt.prompt_id.to_string(), "notes": notes}),
+    );
+    app.store.promote(p.org, prompt.prompt.prompt_id, vid, &req, &ev).await.not_found_as("version")
+}
+
+pub async fn set_archived(app: &App, p: &Principal, name: &str, version_id: &str, archived: bool) -> Result<VersionRow, AppError> {
+    p.require(Role::Editor)?;
+    let prompt = find(app, p, name).await?;
+    let vid = parse_version_id(version_id)?;
+    let action = if archived { "version.archived" } else { "version.unarchived" };
+    let ev = audit::event(p, action, vid, json!({"prompt_id": prompt.prompt.prompt_id.to_string()}));
+    app.store
+        .set_archived(p.org, prompt.prompt.prompt_id, vid, archived, now_ms(), &ev)
+        .await
+        .not_found_as("version")
+}
+
+pub async fn list_versions(
+    app: &App,
+    p: &Principal,
+    name: &str,
+    include_archived: bool,
+    page: scope_store::PageQuery,
+) -> Result<Page<VersionRow>, AppError> {
+    p.require(Role::Viewer)?;
+    if let Some(c) = &page.cursor {
+        c.parse::<u32>().map_err(|_| DomainError::bad_request("invalid cursor"))?;
+    }
+    let prompt = find(app, p, name).await?;
+    let query = VersionListQuery { page: page.clone(), include_archived };
+    let rows = app.store.list_versions(p.org, prompt.prompt.prompt_id, &query).await?;
+    Ok(Page::from_rows(rows, &page, |v: &VersionRow| v.version.to_string()))
+}
+
+pub async fn promotions(app: &App, p: &Principal, name: &str, page: scope_store::PageQuery) -> Result<Page<PromotionRow>, AppError> {
+    p.require(Role::Viewer)?;
+    if let Some(c) = &page.cursor {
+        if !c.starts_with("prm_") {
+            return Err(DomainError::bad_request("invalid cursor").into());
+        }
+    }
+    let prompt = find(app, p, name).await?;
+    let rows = app.store.list_promotions(p.org, prompt.prompt.prompt_id, &page).await?;
+    Ok(Page::from_rows(rows, &page, |r: &PromotionRow| r.promotion_id.clone()))
+}

@@ -1,0 +1,214 @@
+//! Wire representations (SPEC §3, §5). Timestamps are RFC 3339 UTC.
+//!
+//! `VersionView` must never carry fields named `type`, `is_draft`,
+//! `is_published`, `is_archived` or `raw_data`: the reference SDKs copy every
+//! field onto their own objects, where those names collide.
+
+use scope_store::{ApiKeyRow, AuditRow, PromotionRow, PromptSummary, UsageDay, VersionRow};
+use serde::Serialize;
+
+use crate::service::api_keys::review_reasons;
+
+pub fn ts(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn ts_opt(ms: Option<i64>) -> Option<String> {
+    ms.map(ts)
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApiKeyView {
+    pub key_id: String,
+    pub org_id: String,
+    pub name: String,
+    pub environment: String,
+    pub role: &'static str,
+    pub status: &'static str,
+    pub created_at: String,
+    pub created_by: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub revoked_by: Option<String>,
+    pub rotated_from: Option<String>,
+    /// `unused_90_days` / `older_than_90_days`: flagged for review/rotation.
+    pub review: Vec<&'static str>,
+    /// Only in the create/rotate response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl ApiKeyView {
+    pub fn new(k: &ApiKeyRow, now_ms: i64) -> Self {
+        Self {
+            key_id: k.key_id.to_string(),
+            org_id: k.org_id.to_string(),
+            name: k.name.clone(),
+            environment: k.environment.clone(),
+            role: k.role.as_str(),
+            status: k.status_at(now_ms).as_str(),
+            created_at: ts(k.created_at),
+            created_by: k.created_by.clone(),
+            expires_at: ts_opt(k.expires_at),
+            last_used_at: ts_opt(k.last_used_at),
+            revoked_at: ts_opt(k.revoked_at),
+            revoked_by: k.revoked_by.clone(),
+            rotated_from: k.rotated_from.map(|k| k.to_string()),
+            review: review_reasons(k, now_ms),
+            secret: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct VersionView {
+    pub prompt_id: String,
+    pub version_id: String,
+    pub name: String,
+    pub version: i64,
+    pub content: String,
+    pub variables: Vec<String>,
+    pub status: &'static str,
+    pub is_production: bool,
+    pub prompt_type: String,
+    pub metadata: serde_json::Value,
+    pub tags: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub created_by: String,
+    pub promoted_at: Option<String>,
+    pub promoted_by: Option<String>,
+}
+
+impl From<&VersionRow> for VersionView {
+    fn from(v: &VersionRow) -> Self {
+        Self {
+            prompt_id: v.prompt_id.to_string(),
+            version_id: v.version_id.to_string(),
+            name: v.name.clone(),
+            version: v.version,
+            content: v.content.clone(),
+            variables: v.variables.clone(),
+            status: v.status.as_str(),
+            is_production: v.status == scope_domain::VersionStatus::Published,
+            prompt_type: v.prompt_type.clone(),
+            metadata: v.metadata.clone(),
+            tags: v.tags.clone(),
+            created_at: ts(v.created_at),
+            updated_at: ts(v.updated_at),
+            created_by: v.created_by.clone(),
+            promoted_at: ts_opt(v.promoted_at),
+            promoted_by: v.promoted_by.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PromptView {
+    pub prompt_id: String,
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub created_by: String,
+    pub latest_version: Option<i64>,
+    pub production_version: Option<i64>,
+    pub production_version_id: Option<String>,
+    /// Only in the create response: the v1 draft.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<VersionView>,
+}
+
+impl From<&PromptSummary> for PromptView {
+    fn from(s: &PromptSummary) -> Self {
+        let p = &s.prompt;
+        Self {
+            prompt_id: p.prompt_id.to_string(),
+            name: p.name.clone(),
+            description: p.description.clone(),
+            tags: p.tags.clone(),
+            created_at: ts(p.created_at),
+            updated_at: ts(p.updated_at),
+            created_by: p.created_by.clone(),
+            latest_version: s.latest_version,
+            production_version: s.production_version,
+            production_version_id: s.production_version_id.map(|v| v.to_string()),
+            version: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PromotionView {
+    pub promotion_id: String,
+    pub prompt_id: String,
+    pub version_id: String,
+    pub version: i64,
+    pub previous_version_id: Option<String>,
+    pub previous_version: Option<i64>,
+    pub promoted_by: String,
+    pub promoted_at: String,
+    pub notes: Option<String>,
+}
+
+impl From<&PromotionRow> for PromotionView {
+    fn from(r: &PromotionRow) -> Self {
+        Self {
+            promotion_id: r.promotion_id.clone(),
+            prompt_id: r.prompt_id.to_string(),
+            version_id: r.version_id.to_string(),
+            version: r.version,
+            previous_version_id: r.previous_version_id.map(|v| v.to_string()),
+            previous_version: r.previous_version,
+            promoted_by: r.promoted_by.clone(),
+            promoted_at: ts(r.promoted_at),
+            notes: r.notes.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditView {
+    pub event_id: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub at: String,
+    pub details: serde_json::Value,
+}
+
+impl From<&AuditRow> for AuditView {
+    fn from(r: &AuditRow) -> Self {
+        Self {
+            event_id: r.event_id.clone(),
+            actor: r.actor.clone(),
+            action: r.action.clone(),
+            target: r.target.clone(),
+            at: ts(r.at),
+            details: r.details.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct UsageDayView {
+    pub date: String,
+    pub count: u64,
+}
+
+impl From<&UsageDay> for UsageDayView {
+    fn from(u: &UsageDay) -> Self {
+        Self { date: u.day.clone(), count: u.count }
+    }
+}
+
+/// `{"data": [...], "next_cursor": ...}`.
+#[derive(Debug, Serialize)]
+pub struct ListView<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,257 @@
+//! Rows as stored. Timestamps are Unix milliseconds; ids are prefixed text.
+
+use scope_domain::{KeyId, OrgId, PromptId, Role, UserId, VersionId, VersionStatus};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgRow {
+    pub org_id: OrgId,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub email: String,
+    /// PHC string (argon2id). Never logged.
+    pub password_hash: String,
+    pub role: Role,
+    pub created_at: i64,
+}
+
+/// An API key. `secret_digest` is the SHA-256 of the secret, the only form in
+/// which the secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    pub key_id: KeyId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub environment: String,
+    pub role: Role,
+    pub secret_digest: [u8; 32],
+    pub created_at: i64,
+    /// `usr_…`, `key_…` or `system`.
+    pub created_by: String,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub revoked_by: Option<String>,
+    /// The key this one replaced by rotation, if any.
+    pub rotated_from: Option<KeyId>,
+}
+
+/// Computed status of a key at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    Active,
+    Revoked,
+    Expired,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Revoked => "revoked",
+            KeyStatus::Expired => "expired",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "revoked" => Some(Self::Revoked),
+            "expired" => Some(Self::Expired),
+            _ => None,
+        }
+    }
+}
+
+impl ApiKeyRow {
+    pub fn status_at(&self, now_ms: i64) -> KeyStatus {
+        if self.revoked_at.is_some() {
+            KeyStatus::Revoked
+        } else if self.expires_at.is_some_and(|e| e <= now_ms) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PageQuery {
+    /// 1..=200, already validated.
+    pub limit: u32,
+    /// Opaque cursor from a previous page (the last row's id).
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyListQuery {
+    pub page: PageQuery,
+    pub status: Option<KeyStatus>,
+    pub now_ms: i64,
+}
+
+/// One flush of coalesced usage for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUsageDelta {
+    pub key_id: KeyId,
+    /// UTC day `YYYY-MM-DD`.
+    pub day: String,
+    pub count: u64,
+    pub last_used_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageDay {
+    pub day: String,
+    pub count: u64,
+}
+
+/// What the in-memory revocation view needs of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyGateRow {
+    pub key_id: KeyId,
+    pub revoked: bool,
+    pub expires_at: Option<i64>,
+    pub change_seq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptRow {
+    pub prompt_id: PromptId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub created_by: String,
+}
+
+/// A prompt with the numbers of its latest and production versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptSummary {
+    pub prompt: PromptRow,
+    pub latest_version: Option<i64>,
+    pub production_version: Option<i64>,
+    pub production_version_id: Option<VersionId>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PromptListQuery {
+    pub page: PageQuery,
+    /// Only prompts carrying this tag.
+    pub tag: Option<String>,
+    /// Case-insensitive substring of name or description.
+    pub q: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PromptPatch {
+    pub description: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionRow {
+    pub version_id: VersionId,
+    pub prompt_id: PromptId,
+    pub org_id: OrgId,
+    /// Prompt name, joined in for convenience.
+    pub name: String,
+    pub version: i64,
+    pub content: String,
+    /// Derived from `content` by the caller (scope_domain::template).
+    pub variables: Vec<String>,
+    pub status: VersionStatus,
+    pub prompt_type: String,
+    /// A JSON object.
+    pub metadata: serde_json::Value,
+    /// The prompt's tags, joined in.
+    pub tags: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub created_by: String,
+    pub promoted_at: Option<i64>,
+    pub promoted_by: Option<String>,
+}
+
+/// A version to create. Unset fields come from `copy_from` when given, else
+/// defaults (empty content, `text`, `{}`).
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub version_id: VersionId,
+    pub content: Option<String>,
+    pub prompt_type: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    pub copy_from: Option<VersionId>,
+    pub created_by: String,
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DraftPatch {
+    pub content: Option<String>,
+    pub prompt_type: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VersionListQuery {
+    pub page: PageQuery,
+    pub include_archived: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PromoteRequest {
+    pub notes: Option<String>,
+    pub archive_previous: bool,
+    /// `usr_…` or `key_…`.
+    pub actor: String,
+    pub now_ms: i64,
+    /// Id for the history row.
+    pub promotion_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromotionRow {
+    pub promotion_id: String,
+    pub prompt_id: PromptId,
+    pub version_id: VersionId,
+    pub version: i64,
+    pub previous_version_id: Option<VersionId>,
+    pub previous_version: Option<i64>,
+    pub promoted_by: String,
+    pub promoted_at: i64,
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    /// The public key (32 bytes).
+    pub public_key: Vec<u8>,
+    /// The private seed: plain 32 bytes, or nonce‖ciphertext when encrypted.
+    pub private_key: Vec<u8>,
+    pub encrypted: bool,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    pub event_id: String,
+    pub org_id: OrgId,
+    /// `usr_…`, `key_…` or `system`.
+    pub actor: String,
+    /// e.g. `api_key.created`, `version.promoted`.
+    pub action: String,
+    /// The id of the thing acted on.
+    pub target: String,
+    pub at: i64,
+    /// Extra JSON details (never a secret).
+    pub details: serde_json::Value,
+}
