@@ -24,6 +24,10 @@ pub struct ServerConfig {
     pub gate_poll_interval: Duration,
     /// How often coalesced usage counters are written.
     pub usage_flush_interval: Duration,
+    /// How long a served prompt version may be answered from memory when the
+    /// change was made by another process (changes made by this process
+    /// invalidate at once). Zero disables the cache.
+    pub prompt_cache_ttl: Duration,
 }
 
 impl ServerConfig {
@@ -38,6 +42,7 @@ impl ServerConfig {
             auth_failure_limit: 20,
             gate_poll_interval: Duration::from_millis(250),
             usage_flush_interval: Duration::from_secs(2),
+            prompt_cache_ttl: Duration::from_secs(1),
         }
     }
 }

@@ -12,18 +12,23 @@ use serde::Deserialize;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::error::AppError;
+use crate::runtime::prompt_cache::Label;
 use crate::service::prompts::{self, NewPrompt};
 use crate::service::{page, App, Principal};
 use crate::views::{ListView, PromptView, VersionView};
 
 // ---- SDK-facing ---------------------------------------------------------------------
 
+fn json_bytes(body: axum::body::Bytes) -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body)
+}
+
 pub async fn production(State(app): State<Arc<App>>, p: Principal, ApiPath(name): ApiPath<String>) -> Result<impl IntoResponse, AppError> {
-    Ok(Json(VersionView::from(&prompts::production(&app, &p, &name).await?)))
+    Ok(json_bytes(prompts::serve_label(&app, &p, &name, Label::Production).await?))
 }
 
 pub async fn latest(State(app): State<Arc<App>>, p: Principal, ApiPath(name): ApiPath<String>) -> Result<impl IntoResponse, AppError> {
-    Ok(Json(VersionView::from(&prompts::latest(&app, &p, &name).await?)))
+    Ok(json_bytes(prompts::serve_label(&app, &p, &name, Label::Latest).await?))
 }
 
 // ---- management ---------------------------------------------------------------------

@@ -3,6 +3,8 @@
 //! the call returns, and a poller picks up changes made elsewhere.
 
 pub mod gates;
+pub mod key_cache;
+pub mod prompt_cache;
 pub mod rate_limit;
 pub mod signing;
 pub mod token_cache;

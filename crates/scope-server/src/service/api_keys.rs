@@ -94,6 +94,9 @@ pub async fn create(app: &App, p: &Principal, req: NewKey) -> Result<CreatedKey,
         json!({"name": created.key.name, "role": created.key.role, "environment": created.key.environment}),
     );
     app.store.insert_api_key(&created.key, &ev).await?;
+    // A cached "unknown key" for this id (impossible with fresh ULIDs, but
+    // cheap to rule out) must not outlive the insert.
+    app.keys.invalidate(&created.key.key_id);
     if let Some(exp) = created.key.expires_at {
         app.gates.mark_expiry(created.key.key_id, exp);
     }

@@ -59,7 +59,11 @@ pub async fn exchange(app: &App, client: IpAddr, creds: Credentials<'_>) -> Resu
         Ok((key_id, org_id, row)) => {
             let ttl_ms = app.config.token_ttl.as_millis() as i64;
             // A token never outlives its key.
-            let exp_ms = row.expires_at.map_or(now + ttl_ms, |e| e.min(now + ttl_ms));
+            let key_expiry = match (row.expires_at, app.gates.expires_at(&key_id)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let exp_ms = key_expiry.map_or(now + ttl_ms, |e| e.min(now + ttl_ms));
             let claims = Claims {
                 iss: app.issuer(),
                 sub: key_id.to_string(),
@@ -96,7 +100,14 @@ async fn check_credentials(
     let Ok(key_id) = creds.key_id.parse::<KeyId>() else {
         return Err(AppError::InvalidCredentials);
     };
-    let row = app.store.find_api_key(key_id).await?;
+    let row = match app.keys.get(&key_id) {
+        Some(cached) => cached,
+        None => {
+            let row = app.store.find_api_key(key_id).await?.map(Arc::new);
+            app.keys.insert(key_id, row.clone());
+            row
+        }
+    };
     let given = SecretDigest::of(creds.secret);
     let (expected, row_org) = match &row {
         Some(r) => (SecretDigest::from_bytes(&r.secret_digest), r.org_id.to_string()),
@@ -110,7 +121,7 @@ async fn check_credentials(
     };
     let active = row.as_ref().is_some_and(|r| r.status_at(now) == KeyStatus::Active && app.gates.is_active(&r.key_id, now));
     match row {
-        Some(r) if secret_ok & org_ok & active => Ok((key_id, r.org_id, r)),
+        Some(r) if secret_ok & org_ok & active => Ok((key_id, r.org_id, (*r).clone())),
         _ => Err(AppError::InvalidCredentials),
     }
 }

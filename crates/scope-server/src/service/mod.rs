@@ -19,6 +19,8 @@ use scope_store::{PageQuery, Store};
 use crate::config::ServerConfig;
 use crate::error::AppError;
 use crate::runtime::gates::KeyGates;
+use crate::runtime::key_cache::KeyCache;
+use crate::runtime::prompt_cache::PromptCache;
 use crate::runtime::rate_limit::FailureLimiter;
 use crate::runtime::signing::SigningKeys;
 use crate::runtime::token_cache::TokenCache;
@@ -109,6 +111,8 @@ pub struct App {
     pub signing: SigningKeys,
     pub gates: KeyGates,
     pub tokens: TokenCache,
+    pub keys: KeyCache,
+    pub prompts: PromptCache,
     pub usage: UsageCounter,
     pub failures: FailureLimiter,
     issuer: RwLock<String>,
@@ -125,13 +129,16 @@ impl App {
         let gates = KeyGates::default();
         gates.apply(&store.key_gate_changes(0).await?);
         let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
+        let prompts = PromptCache::new(config.prompt_cache_ttl, 100_000);
         let app = Self {
             failures: FailureLimiter::new(config.auth_failure_limit),
+            prompts,
             store,
             config,
             signing,
             gates,
             tokens: TokenCache::new(100_000),
+            keys: KeyCache::new(100_000),
             usage: UsageCounter::default(),
             issuer: RwLock::new(issuer.trim_end_matches('/').to_owned()),
             stop: tokio::sync::watch::channel(false).0,

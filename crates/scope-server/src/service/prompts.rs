@@ -10,7 +10,11 @@ use scope_store::{
 };
 use serde_json::json;
 
+use axum::body::Bytes;
+
 use super::{audit, App, Page, Principal};
+use crate::runtime::prompt_cache::Label;
+use crate::views::VersionView;
 use crate::error::{AppError, NotFoundAs};
 use crate::runtime::now_ms;
 
@@ -94,6 +98,23 @@ pub async fn version(app: &App, p: &Principal, name: &str, version_id: &str) -> 
     app.store.get_version(p.org, prompt.prompt.prompt_id, vid).await.not_found_as("version")
 }
 
+/// The production or latest version as response bytes, from memory when the
+/// cache holds a current copy (see `runtime::prompt_cache`).
+pub async fn serve_label(app: &App, p: &Principal, name: &str, label: Label) -> Result<Bytes, AppError> {
+    p.require(Role::Viewer)?;
+    if let Some(body) = app.prompts.get(p.org, name, label) {
+        return Ok(body);
+    }
+    let generation = app.prompts.begin(&p.org);
+    let row = match label {
+        Label::Production => production(app, p, name).await?,
+        Label::Latest => latest(app, p, name).await?,
+    };
+    let body = Bytes::from(serde_json::to_vec(&VersionView::from(&row)).map_err(|e| AppError::Internal(e.to_string()))?);
+    app.prompts.insert(p.org, name, label, generation, body.clone());
+    Ok(body)
+}
+
 // ---- management ---------------------------------------------------------------------
 
 pub async fn create(app: &App, p: &Principal, req: NewPrompt) -> Result<(PromptSummary, VersionRow), AppError> {
@@ -137,6 +158,7 @@ pub async fn create(app: &App, p: &Principal, req: NewPrompt) -> Result<(PromptS
     };
     let ev = audit::event(p, "prompt.created", prompt.prompt_id, json!({"name": prompt.name}));
     app.store.create_prompt(&prompt, &v1, &ev).await?;
+    app.prompts.invalidate_org(p.org);
     let summary = PromptSummary { prompt, latest_version: Some(1), production_version: None, production_version_id: None };
     Ok((summary, v1))
 }
@@ -171,6 +193,7 @@ pub async fn update(app: &App, p: &Principal, name: &str, patch: PromptPatch) ->
     let prompt = find(app, p, name).await?;
     let ev = audit::event(p, "prompt.updated", prompt.prompt.prompt_id, json!({}));
     app.store.update_prompt(p.org, prompt.prompt.prompt_id, &patch, now_ms(), &ev).await.not_found_as("prompt")?;
+    app.prompts.invalidate_org(p.org);
     find(app, p, &prompt.prompt.prompt_id.to_string()).await
 }
 
@@ -178,7 +201,9 @@ pub async fn delete(app: &App, p: &Principal, name: &str) -> Result<(), AppError
     p.require(Role::Admin)?;
     let prompt = find(app, p, name).await?;
     let ev = audit::event(p, "prompt.deleted", prompt.prompt.prompt_id, json!({"name": prompt.prompt.name}));
-    app.store.delete_prompt(p.org, prompt.prompt.prompt_id, &ev).await.not_found_as("prompt")
+    app.store.delete_prompt(p.org, prompt.prompt.prompt_id, &ev).await.not_found_as("prompt")?;
+    app.prompts.invalidate_org(p.org);
+    Ok(())
 }
 
 pub struct NewVersionReq {
@@ -212,7 +237,9 @@ pub async fn create_version(app: &App, p: &Principal, name: &str, req: NewVersio
         now_ms: now_ms(),
     };
     let ev = audit::event(p, "version.created", vid, json!({"prompt_id": prompt.prompt.prompt_id.to_string()}));
-    app.store.create_version(p.org, prompt.prompt.prompt_id, &new, &ev).await.not_found_as("copy_from version")
+    let v = app.store.create_version(p.org, prompt.prompt.prompt_id, &new, &ev).await.not_found_as("copy_from version")?;
+    app.prompts.invalidate_org(p.org);
+    Ok(v)
 }
 
 pub async fn update_draft(app: &App, p: &Principal, name: &str, version_id: &str, patch: DraftPatch) -> Result<VersionRow, AppError> {
@@ -226,7 +253,9 @@ pub async fn update_draft(app: &App, p: &Principal, name: &str, version_id: &str
     let prompt = find(app, p, name).await?;
     let vid = parse_version_id(version_id)?;
     let ev = audit::event(p, "version.updated", vid, json!({"prompt_id": prompt.prompt.prompt_id.to_string()}));
-    app.store.update_draft(p.org, prompt.prompt.prompt_id, vid, &patch, now_ms(), &ev).await.not_found_as("version")
+    let v = app.store.update_draft(p.org, prompt.prompt.prompt_id, vid, &patch, now_ms(), &ev).await.not_found_as("version")?;
+    app.prompts.invalidate_org(p.org);
+    Ok(v)
 }
 
 pub async fn promote(
@@ -256,7 +285,9 @@ pub async fn promote(
         vid,
         json!({"prompt_id": prompt.prompt.prompt_id.to_string(), "notes": notes}),
     );
-    app.store.promote(p.org, prompt.prompt.prompt_id, vid, &req, &ev).await.not_found_as("version")
+    let v = app.store.promote(p.org, prompt.prompt.prompt_id, vid, &req, &ev).await.not_found_as("version")?;
+    app.prompts.invalidate_org(p.org);
+    Ok(v)
 }
 
 pub async fn set_archived(app: &App, p: &Principal, name: &str, version_id: &str, archived: bool) -> Result<VersionRow, AppError> {
@@ -265,10 +296,13 @@ pub async fn set_archived(app: &App, p: &Principal, name: &str, version_id: &str
     let vid = parse_version_id(version_id)?;
     let action = if archived { "version.archived" } else { "version.unarchived" };
     let ev = audit::event(p, action, vid, json!({"prompt_id": prompt.prompt.prompt_id.to_string()}));
-    app.store
+    let v = app
+        .store
         .set_archived(p.org, prompt.prompt.prompt_id, vid, archived, now_ms(), &ev)
         .await
-        .not_found_as("version")
+        .not_found_as("version")?;
+    app.prompts.invalidate_org(p.org);
+    Ok(v)
 }
 
 pub async fn list_versions(

@@ -1,0 +1,112 @@
+//! Serialized prompt versions served from memory on the SDK hot path.
+//!
+//! `GET /api/v1/prompts/{name}/production|latest` is the call every LLM
+//! request of our users makes. Its answer is cached as the exact response
+//! bytes, per organization, name (or id) and label. Correctness:
+//! - every change to a prompt or its versions made through this process bumps
+//!   the organization's generation before the change's call returns, which
+//!   invalidates all of that organization's entries at once;
+//! - entries also expire after a short TTL, which bounds staleness for changes
+//!   made by other processes sharing the database (other replicas).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use parking_lot::RwLock;
+use scope_domain::OrgId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Label {
+    Production,
+    Latest,
+}
+
+struct Entry {
+    generation: u64,
+    at: Instant,
+    body: Bytes,
+}
+
+pub struct PromptCache {
+    ttl: Duration,
+    capacity: usize,
+    entries: RwLock<HashMap<(OrgId, Label), HashMap<Box<str>, Entry>>>,
+    generations: RwLock<HashMap<OrgId, u64>>,
+}
+
+impl PromptCache {
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self { ttl, capacity, entries: RwLock::new(HashMap::new()), generations: RwLock::new(HashMap::new()) }
+    }
+
+    fn generation(&self, org: &OrgId) -> u64 {
+        self.generations.read().get(org).copied().unwrap_or(0)
+    }
+
+    /// The current generation, to be read before loading from the store and
+    /// passed to [`insert`](Self::insert): an entry loaded while a change was
+    /// being made is then never stored as current.
+    pub fn begin(&self, org: &OrgId) -> u64 {
+        self.generation(org)
+    }
+
+    pub fn get(&self, org: OrgId, name: &str, label: Label) -> Option<Bytes> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let generation = self.generation(&org);
+        let entries = self.entries.read();
+        let e = entries.get(&(org, label))?.get(name)?;
+        (e.generation == generation && e.at.elapsed() < self.ttl).then(|| e.body.clone())
+    }
+
+    pub fn insert(&self, org: OrgId, name: &str, label: Label, generation: u64, body: Bytes) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.write();
+        let total: usize = entries.values().map(HashMap::len).sum();
+        if total >= self.capacity {
+            entries.clear();
+        }
+        entries.entry((org, label)).or_default().insert(name.into(), Entry { generation, at: Instant::now(), body });
+    }
+
+    /// Called on every change of any prompt or version of `org`.
+    pub fn invalidate_org(&self, org: OrgId) {
+        *self.generations.write().entry(org).or_insert(0) += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalidation_and_generation_race() {
+        let c = PromptCache::new(Duration::from_secs(60), 10);
+        let org = OrgId::generate();
+        let g = c.begin(&org);
+        c.insert(org, "p", Label::Production, g, Bytes::from_static(b"v1"));
+        assert_eq!(c.get(org, "p", Label::Production).as_deref(), Some(&b"v1"[..]));
+        assert_eq!(c.get(org, "p", Label::Latest), None);
+        assert_eq!(c.get(OrgId::generate(), "p", Label::Production), None);
+        c.invalidate_org(org);
+        assert_eq!(c.get(org, "p", Label::Production), None);
+        // Loaded before a change, stored after it: never served.
+        let stale = c.begin(&org);
+        c.invalidate_org(org);
+        c.insert(org, "p", Label::Production, stale, Bytes::from_static(b"old"));
+        assert_eq!(c.get(org, "p", Label::Production), None);
+    }
+
+    #[test]
+    fn ttl_expires() {
+        let c = PromptCache::new(Duration::from_millis(1), 10);
+        let org = OrgId::generate();
+        c.insert(org, "p", Label::Latest, 0, Bytes::from_static(b"x"));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(c.get(org, "p", Label::Latest), None);
+    }
+}
