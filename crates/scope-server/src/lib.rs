@@ -29,14 +29,14 @@ pub async fn serve(
 ) -> Result<(), AppError> {
     let store = scope_store::open(&config.database_url).await?;
     let app = Arc::new(App::start(store, config.clone()).await?);
-    if let Some(bootstrap) = service::bootstrap::bootstrap_if_empty(&app).await? {
-        bootstrap.print_first_run(&config);
-    }
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| AppError::Internal(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener.local_addr().map_err(|e| AppError::Internal(e.to_string()))?;
     app.set_listen_addr(addr);
+    if let Some(bootstrap) = service::bootstrap::bootstrap_if_empty(&app).await? {
+        bootstrap.print_first_run(&addr.to_string());
+    }
     let router = http::router(app.clone());
     println!("Scope listening on http://{addr}");
     tracing::info!(%addr, "listening");

@@ -28,10 +28,13 @@ struct Entry {
     body: Bytes,
 }
 
+/// Entries of one organization and label, by prompt name or id.
+type Group = HashMap<Box<str>, Entry>;
+
 pub struct PromptCache {
     ttl: Duration,
     capacity: usize,
-    entries: RwLock<HashMap<(OrgId, Label), HashMap<Box<str>, Entry>>>,
+    entries: RwLock<HashMap<(OrgId, Label), Group>>,
     generations: RwLock<HashMap<OrgId, u64>>,
 }
 

@@ -13,7 +13,6 @@ use serde_json::json;
 
 use super::api_keys::{new_key_row, NewKey};
 use super::{audit, App, Principal};
-use crate::config::ServerConfig;
 use crate::error::AppError;
 use crate::runtime::now_ms;
 use scope_domain::DomainError;
@@ -57,14 +56,14 @@ impl NewOrg {
     }
 
     /// Printed by `scope serve` on first start, to stdout only, once.
-    pub fn print_first_run(&self, config: &ServerConfig) {
+    pub fn print_first_run(&self, listen: &str) {
         println!(
             "Scope initialized a new deployment (shown only once; store these now):\n\
              {}Exchange the API key for a token:\n  \
              curl -s -X POST http://{}/v1/auth/sdk-token -H 'content-type: application/json' \\\n    \
              -d '{{\"account_id\":\"{}\",\"key_id\":\"{}\",\"key_secret\":\"<api_key.secret>\"}}'",
             self.to_text(),
-            config.listen,
+            listen,
             self.org_id,
             self.key_id
         );

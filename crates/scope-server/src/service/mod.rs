@@ -186,7 +186,7 @@ impl App {
             }
             n += 1;
             // Signing keys change rarely: look every ~5 s.
-            if n % 20 == 0 {
+            if n.is_multiple_of(20) {
                 if let Err(e) = self.signing.refresh(self.store.as_ref()).await {
                     tracing::warn!(error = %e, "signing key refresh failed");
                 }
