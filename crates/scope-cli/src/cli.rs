@@ -67,6 +67,44 @@ enum Command {
     /// JWT signing keys.
     #[command(subcommand, name = "signing-keys")]
     SigningKeys(SigningKeysCommand),
+    /// Fetch prompts as an application does (uses the SDK and the SCOPE_*
+    /// variables: SCOPE_API_URL, SCOPE_ORG_ID, SCOPE_API_KEY, SCOPE_API_SECRET).
+    #[command(subcommand)]
+    Prompt(PromptCommand),
+}
+
+#[derive(Args)]
+struct Selector {
+    /// `production` (default) or `latest`.
+    #[arg(long, conflicts_with = "version")]
+    label: Option<String>,
+    /// A version id (`v_…`).
+    #[arg(long)]
+    version: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum PromptCommand {
+    /// Print a prompt version: its content, or the whole version with --json.
+    Get {
+        name: String,
+        #[command(flatten)]
+        selector: Selector,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render a prompt with variables and print the text alone.
+    Render {
+        name: String,
+        #[command(flatten)]
+        selector: Selector,
+        /// A variable, `name=value`; repeat for each.
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// Also reject variables the template does not use.
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 #[derive(Args)]
@@ -251,6 +289,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_org(&org, *json)
         }
         Command::Keys(cmd) => keys(&cli, cmd).await,
+        Command::Prompt(cmd) => prompt(cmd).await,
         Command::SigningKeys(SigningKeysCommand::Rotate) => {
             let c = config(&cli);
             let store = scope_store::open(&c.database_url).await.map_err(|e| anyhow!("{e}"))?;
@@ -346,6 +385,55 @@ async fn keys(cli: &Cli, cmd: &KeysCommand) -> anyhow::Result<()> {
                 println!("revoked {} ({})", view.key_id, view.name);
                 Ok(())
             }
+        }
+    }
+}
+
+fn label_of(sel: &Selector) -> anyhow::Result<Option<&str>> {
+    match sel.label.as_deref() {
+        None => Ok(None),
+        Some(l @ ("production" | "latest")) => Ok(Some(l)),
+        Some(other) => Err(anyhow!("--label must be production or latest, not '{other}'")),
+    }
+}
+
+async fn fetch_version(
+    client: &scope_client::Client,
+    name: &str,
+    sel: &Selector,
+) -> anyhow::Result<std::sync::Arc<scope_client::PromptVersion>> {
+    let mut req = client.get_prompt_version(name);
+    if let Some(l) = label_of(sel)? {
+        req = req.label(l);
+    }
+    if let Some(v) = sel.version.as_deref() {
+        req = req.version(v);
+    }
+    Ok(req.send().await?)
+}
+
+async fn prompt(cmd: &PromptCommand) -> anyhow::Result<()> {
+    let client = scope_client::Client::from_env()?;
+    match cmd {
+        PromptCommand::Get { name, selector, json } => {
+            let v = fetch_version(&client, name, selector).await?;
+            if *json {
+                print_json(&*v)
+            } else {
+                println!("{}", v.content);
+                Ok(())
+            }
+        }
+        PromptCommand::Render { name, selector, vars, strict } => {
+            let mut map = std::collections::HashMap::new();
+            for kv in vars {
+                let (k, v) = kv.split_once('=').ok_or_else(|| anyhow!("--var expects NAME=VALUE, got '{kv}'"))?;
+                map.insert(k.to_owned(), v.to_owned());
+            }
+            let v = fetch_version(&client, name, selector).await?;
+            let text = if *strict { v.render_strict(&map)? } else { v.render(&map)? };
+            println!("{text}");
+            Ok(())
         }
     }
 }

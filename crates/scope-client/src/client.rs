@@ -1,0 +1,657 @@
+//! The async client, its builder and the `get_prompt_version` request.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::hash::Hash;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::HeaderValue;
+use reqwest::{Method, Url};
+use tracing::Instrument;
+
+use crate::cache::{with_key, PromptCache};
+use crate::config::{
+    check_environment, lookup_nonblank, parse_base_url, parse_seconds, process_env, ClientCredentials,
+    DEFAULT_API_URL, ENV_API_URL, ENV_AUTH_API_URL, ENV_ENVIRONMENT, ENV_TOKEN_REFRESH_BUFFER,
+};
+use crate::error::{ApiError, ConfigError, Error};
+use crate::hooks::{ErrorEvent, Hooks, RequestEvent, ResponseEvent};
+use crate::prompt::{cache_key, PromptVersion, Selector};
+use crate::retry::RetryPolicy;
+use crate::token::TokenManager;
+use crate::transport::{Request, Target, Transport};
+
+/// The `User-Agent` of every request.
+pub const USER_AGENT: &str = concat!("scope-client-rust/", env!("CARGO_PKG_VERSION"));
+
+/// Defaults of SPEC §7.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+pub const DEFAULT_TOKEN_REFRESH_BUFFER: Duration = Duration::from_secs(60);
+pub const DEFAULT_CACHE_MAX_ENTRIES: usize = 10_000;
+/// With background refresh on, a cache hit older than this fraction of the
+/// TTL starts a refresh.
+pub const DEFAULT_REFRESH_AHEAD: f64 = 0.8;
+
+/// A setting and where it came from (an environment variable or a builder
+/// option), so that errors name the right thing.
+#[derive(Debug, Clone)]
+struct Setting {
+    value: String,
+    source: &'static str,
+}
+
+/// Builds a [`Client`]. Every option of SPEC §7, with its defaults:
+///
+/// | option | default |
+/// |---|---|
+/// | `api_url` (`SCOPE_API_URL`) | `http://localhost:8080` |
+/// | `auth_api_url` (`SCOPE_AUTH_API_URL`) | the API URL |
+/// | `environment` (`SCOPE_ENVIRONMENT`) | none (no `X-Scope-Environment`) |
+/// | `token_refresh_buffer` (`SCOPE_TOKEN_REFRESH_BUFFER`) | 60 s |
+/// | `timeout` / `connect_timeout` | 30 s / 10 s |
+/// | `cache` / `cache_ttl` | on / 300 s |
+/// | `max_retries`, `retry_base_delay`, `retry_max_delay` | 3, 0.5 s, 30 s |
+/// | `stale_if_error` | off |
+/// | `background_refresh` | off |
+#[derive(Clone)]
+pub struct ClientBuilder {
+    credentials: Option<ClientCredentials>,
+    api_url: Option<Setting>,
+    auth_api_url: Option<Setting>,
+    environment: Option<Setting>,
+    token_refresh_buffer: Duration,
+    timeout: Duration,
+    connect_timeout: Duration,
+    cache_enabled: bool,
+    cache_ttl: Duration,
+    cache_max_entries: usize,
+    retry: RetryPolicy,
+    hooks: Hooks,
+    stale_if_error: Option<Duration>,
+    refresh_ahead: Option<f64>,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ClientBuilder {
+    /// All defaults and no credentials (set them with
+    /// [`credentials`](Self::credentials)).
+    pub fn new() -> Self {
+        Self {
+            credentials: None,
+            api_url: None,
+            auth_api_url: None,
+            environment: None,
+            token_refresh_buffer: DEFAULT_TOKEN_REFRESH_BUFFER,
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            cache_enabled: true,
+            cache_ttl: DEFAULT_CACHE_TTL,
+            cache_max_entries: DEFAULT_CACHE_MAX_ENTRIES,
+            retry: RetryPolicy::default(),
+            hooks: Hooks::default(),
+            stale_if_error: None,
+            refresh_ahead: None,
+        }
+    }
+
+    /// Credentials and settings from the `SCOPE_*` environment variables.
+    /// Later builder calls override them.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(process_env)
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup`
+    /// (a map in tests, another config source in applications).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let lookup: &dyn Fn(&str) -> Option<String> = &lookup;
+        let mut b = Self::new();
+        b.credentials = Some(ClientCredentials::from_lookup(lookup)?);
+        let setting = |name: &'static str| lookup_nonblank(lookup, name).map(|value| Setting { value, source: name });
+        b.api_url = setting(ENV_API_URL);
+        b.auth_api_url = setting(ENV_AUTH_API_URL);
+        b.environment = setting(ENV_ENVIRONMENT);
+        if let Some(s) = &b.api_url {
+            parse_base_url(&s.value, s.source, true)?;
+        }
+        if let Some(s) = &b.auth_api_url {
+            parse_base_url(&s.value, s.source, false)?;
+        }
+        if let Some(s) = &b.environment {
+            check_environment(&s.value, s.source)?;
+        }
+        if let Some(raw) = lookup_nonblank(lookup, ENV_TOKEN_REFRESH_BUFFER) {
+            b.token_refresh_buffer = parse_seconds(&raw, ENV_TOKEN_REFRESH_BUFFER)?;
+        }
+        Ok(b)
+    }
+
+    pub fn credentials(mut self, credentials: ClientCredentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// The Scope base URL; the API is at `{base}/api/v1` (a URL that already
+    /// ends in `/api/v1` is accepted too).
+    pub fn api_url(mut self, url: impl Into<String>) -> Self {
+        self.api_url = Some(Setting { value: url.into(), source: "api_url" });
+        self
+    }
+
+    /// The auth API base URL (token exchange at `{auth}/v1/auth/...`).
+    /// Defaults to the API base URL.
+    pub fn auth_api_url(mut self, url: impl Into<String>) -> Self {
+        self.auth_api_url = Some(Setting { value: url.into(), source: "auth_api_url" });
+        self
+    }
+
+    /// Sent as `X-Scope-Environment` on every request.
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(Setting { value: environment.into(), source: "environment" });
+        self
+    }
+
+    /// Refresh the token this long before it expires (clamped to half the
+    /// token's lifetime).
+    pub fn token_refresh_buffer(mut self, buffer: Duration) -> Self {
+        self.token_refresh_buffer = buffer;
+        self
+    }
+
+    /// Total time for one attempt, from connecting to the end of the body.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Turn the prompt cache on or off.
+    pub fn cache(mut self, enabled: bool) -> Self {
+        self.cache_enabled = enabled;
+        self
+    }
+
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// Upper bound on cached versions (oldest evicted first).
+    pub fn cache_max_entries(mut self, n: usize) -> Self {
+        self.cache_max_entries = n;
+        self
+    }
+
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.retry.max_retries = n;
+        self
+    }
+
+    pub fn retry_base_delay(mut self, d: Duration) -> Self {
+        self.retry.base_delay = d;
+        self
+    }
+
+    pub fn retry_max_delay(mut self, d: Duration) -> Self {
+        self.retry.max_delay = d;
+        self
+    }
+
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Called before every attempt.
+    pub fn on_request(mut self, hook: impl for<'a> Fn(&RequestEvent<'a>) + Send + Sync + 'static) -> Self {
+        self.hooks.on_request = Some(Arc::new(hook));
+        self
+    }
+
+    /// Called after every attempt that got a response.
+    pub fn on_response(mut self, hook: impl for<'a> Fn(&ResponseEvent<'a>) + Send + Sync + 'static) -> Self {
+        self.hooks.on_response = Some(Arc::new(hook));
+        self
+    }
+
+    /// Called after every failed attempt.
+    pub fn on_error(mut self, hook: impl for<'a> Fn(&ErrorEvent<'a>) + Send + Sync + 'static) -> Self {
+        self.hooks.on_error = Some(Arc::new(hook));
+        self
+    }
+
+    /// Stale-if-error: when a fetch fails for a transient reason (server
+    /// unreachable, 5xx, 429, timeout), serve the last good copy if it
+    /// expired less than `max_staleness` ago.
+    pub fn stale_if_error(mut self, max_staleness: Duration) -> Self {
+        self.stale_if_error = Some(max_staleness);
+        self
+    }
+
+    /// Background refresh: a cache hit in the last 20% of its TTL returns the
+    /// cached copy at once and refreshes it in the background (one refresh
+    /// per key at a time), so hot prompts never wait on the network. Needs a
+    /// tokio runtime (the blocking client has one).
+    pub fn background_refresh(mut self, enabled: bool) -> Self {
+        self.refresh_ahead = enabled.then_some(DEFAULT_REFRESH_AHEAD);
+        self
+    }
+
+    /// Background refresh starting once a hit is older than `fraction` of the
+    /// TTL (between 0 and 1).
+    pub fn background_refresh_at(mut self, fraction: f64) -> Self {
+        self.refresh_ahead = Some(fraction);
+        self
+    }
+
+    pub fn build(self) -> Result<Client, Error> {
+        let credentials = self.credentials.ok_or_else(|| {
+            ConfigError::new("credentials", "not set (use ClientCredentials::new or ClientCredentials::from_env)")
+        })?;
+        let api = self.api_url.unwrap_or(Setting { value: DEFAULT_API_URL.to_owned(), source: ENV_API_URL });
+        let base = parse_base_url(&api.value, api.source, true)?;
+        let api_base = Url::parse(&format!("{}/api/v1", base.as_str().trim_end_matches('/')))
+            .map_err(|e| ConfigError::new(api.source, format!("cannot build the API URL: {e}")))?;
+        let auth_base = match &self.auth_api_url {
+            Some(s) => parse_base_url(&s.value, s.source, false)?,
+            None => base,
+        };
+        let environment = match &self.environment {
+            Some(s) => {
+                check_environment(&s.value, s.source)?;
+                Some(s.value.clone())
+            }
+            None => None,
+        };
+        let env_header = match &environment {
+            Some(e) => Some(HeaderValue::from_str(e).map_err(|_| ConfigError::new("environment", "invalid header value"))?),
+            None => None,
+        };
+        if self.timeout.is_zero() {
+            return Err(ConfigError::new("timeout", "must be greater than zero").into());
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(ConfigError::new("connect_timeout", "must be greater than zero").into());
+        }
+        if let Some(f) = self.refresh_ahead {
+            if !(f > 0.0 && f < 1.0) {
+                return Err(ConfigError::new("background_refresh_at", "must be between 0 and 1").into());
+            }
+        }
+        if self.retry.base_delay > self.retry.max_delay {
+            return Err(ConfigError::new("retry_base_delay", "must not exceed retry_max_delay").into());
+        }
+        let http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.connect_timeout)
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(|e| ConfigError::general(format!("cannot build the HTTP client: {e}")))?;
+        let tokens = TokenManager::new(credentials, &auth_base, self.token_refresh_buffer)?;
+        let transport = Transport::new(http, self.retry, self.hooks, env_header);
+        let stale = self.stale_if_error.unwrap_or(Duration::ZERO);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                api_base,
+                auth_base,
+                environment,
+                transport,
+                tokens,
+                cache: PromptCache::new(self.cache_max_entries, stale),
+                cache_enabled: self.cache_enabled,
+                cache_ttl: self.cache_ttl,
+                stale_if_error: self.stale_if_error,
+                refresh_ahead: self.refresh_ahead,
+                timeout: self.timeout,
+                retry: self.retry,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("credentials", &self.credentials)
+            .field("api_url", &self.api_url.as_ref().map(|s| &s.value))
+            .field("auth_api_url", &self.auth_api_url.as_ref().map(|s| &s.value))
+            .field("environment", &self.environment.as_ref().map(|s| &s.value))
+            .field("token_refresh_buffer", &self.token_refresh_buffer)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("cache_enabled", &self.cache_enabled)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("retry", &self.retry)
+            .field("hooks", &self.hooks)
+            .field("stale_if_error", &self.stale_if_error)
+            .field("refresh_ahead", &self.refresh_ahead)
+            .finish()
+    }
+}
+
+struct Inner {
+    api_base: Url,
+    auth_base: Url,
+    environment: Option<String>,
+    transport: Transport,
+    tokens: TokenManager,
+    cache: PromptCache,
+    cache_enabled: bool,
+    cache_ttl: Duration,
+    stale_if_error: Option<Duration>,
+    refresh_ahead: Option<f64>,
+    timeout: Duration,
+    retry: RetryPolicy,
+}
+
+/// The Scope client. Cheap to clone (clones share the token, the cache and
+/// the connection pool); use one per process.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("Client")
+            .field("api_base", &i.api_base.as_str())
+            .field("auth_base", &i.auth_base.as_str())
+            .field("credentials", i.tokens.credentials())
+            .field("environment", &i.environment)
+            .field("timeout", &i.timeout)
+            .field("retry", &i.retry)
+            .field("cache_enabled", &i.cache_enabled)
+            .field("cache_ttl", &i.cache_ttl)
+            .field("stale_if_error", &i.stale_if_error)
+            .field("refresh_ahead", &i.refresh_ahead)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::new()
+    }
+
+    /// A client configured from the `SCOPE_*` environment variables.
+    pub fn from_env() -> Result<Self, Error> {
+        ClientBuilder::from_env()?.build()
+    }
+
+    /// A client with these credentials and every other option at its default
+    /// (`SCOPE_API_URL` is not read; see [`ClientBuilder::api_url`]).
+    pub fn new(credentials: ClientCredentials) -> Result<Self, Error> {
+        ClientBuilder::new().credentials(credentials).build()
+    }
+
+    /// Fetch a version of the prompt `name` (a name or a `pmt_…` id): the
+    /// production version unless [`label`](GetPromptVersion::label) or
+    /// [`version`](GetPromptVersion::version) says otherwise. Await the
+    /// result, or call [`send`](GetPromptVersion::send).
+    pub fn get_prompt_version<'a>(&'a self, name: &'a str) -> GetPromptVersion<'a> {
+        GetPromptVersion { client: self, name, selector: Selector::PRODUCTION, use_cache: true, ttl: None }
+    }
+
+    /// Fetch the production version of `name` and render it with `vars`.
+    pub async fn render_prompt<K, V>(&self, name: &str, vars: &HashMap<K, V>) -> Result<String, Error>
+    where
+        K: Borrow<str> + Hash + Eq,
+        V: AsRef<str>,
+    {
+        self.get_prompt_version(name).send().await?.render(vars)
+    }
+
+    /// Drop every cached prompt version.
+    pub fn clear_cache(&self) {
+        self.inner.cache.clear();
+    }
+
+    /// How many prompt versions are cached (fresh or kept for stale-if-error).
+    pub fn cache_len(&self) -> usize {
+        self.inner.cache.len()
+    }
+
+    /// Forget the current access token; the next request exchanges again.
+    pub fn clear_token(&self) {
+        self.inner.tokens.clear();
+    }
+
+    /// The API base (`{SCOPE_API_URL}/api/v1`).
+    pub fn api_base_url(&self) -> &str {
+        self.inner.api_base.as_str()
+    }
+
+    /// The token exchange URL (`{SCOPE_AUTH_API_URL}/v1/auth/applications/login`).
+    pub fn token_url(&self) -> &str {
+        self.inner.tokens.login_url().as_str()
+    }
+
+    pub fn org_id(&self) -> &str {
+        self.inner.tokens.credentials().org_id()
+    }
+
+    pub fn key_id(&self) -> &str {
+        self.inner.tokens.credentials().key_id()
+    }
+
+    async fn fetch(
+        &self,
+        name: &str,
+        selector: Selector<'_>,
+        use_cache: bool,
+        ttl: Option<Duration>,
+    ) -> Result<Arc<PromptVersion>, Error> {
+        validate(name, selector)?;
+        let inner = &*self.inner;
+        let read_cache = inner.cache_enabled && use_cache;
+        if read_cache {
+            let hit = with_key(name, selector, |k| inner.cache.get_fresh(k, ttl, inner.refresh_ahead));
+            if let Some(hit) = hit {
+                if hit.refresh_due {
+                    self.spawn_refresh(name, selector, ttl);
+                }
+                tracing::trace!(prompt = name, %selector, "cache hit");
+                return Ok(hit.value);
+            }
+        }
+        match self.fetch_remote(name, selector).await {
+            Ok(v) => {
+                let v = Arc::new(v);
+                if inner.cache_enabled {
+                    inner.cache.insert(cache_key(name, selector), Arc::clone(&v), ttl.unwrap_or(inner.cache_ttl));
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                if let (true, true, Some(max)) = (read_cache, e.is_transient(), inner.stale_if_error) {
+                    if let Some((v, age)) = with_key(name, selector, |k| inner.cache.get_stale(k, max)) {
+                        tracing::warn!(
+                            prompt = name, %selector, age_s = age.as_secs_f64(), error = %e,
+                            "serving a stale cached copy"
+                        );
+                        return Ok(v);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn fetch_remote(&self, name: &str, selector: Selector<'_>) -> Result<PromptVersion, Error> {
+        let inner = &*self.inner;
+        let url = self.prompt_url(name, selector)?;
+        let req = Request {
+            method: Method::GET,
+            url: &url,
+            body: None,
+            target: Target::Prompt { name, production: selector.is_production() },
+        };
+        let span = tracing::debug_span!("scope_client.get_prompt_version", prompt = name, %selector);
+        inner.transport.send_authenticated(&inner.tokens, &req).instrument(span).await
+    }
+
+    fn prompt_url(&self, name: &str, selector: Selector<'_>) -> Result<Url, Error> {
+        let mut url = self.inner.api_base.clone();
+        {
+            let mut segs = url
+                .path_segments_mut()
+                .map_err(|_| ConfigError::new("api_url", "cannot be used as a base URL"))?;
+            segs.pop_if_empty().push("prompts").push(name);
+            match selector {
+                Selector::Label(l) => segs.push(l),
+                Selector::Version(v) => segs.push("versions").push(v),
+            };
+        }
+        Ok(url)
+    }
+
+    fn spawn_refresh(&self, name: &str, selector: Selector<'_>, ttl: Option<Duration>) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let key = cache_key(name, selector);
+        if !self.inner.cache.start_refresh(&key) {
+            return;
+        }
+        let guard = RefreshGuard { client: self.clone(), key };
+        let name = name.to_owned();
+        let (is_version, sel) = match selector {
+            Selector::Label(l) => (false, l.to_owned()),
+            Selector::Version(v) => (true, v.to_owned()),
+        };
+        handle.spawn(async move {
+            let selector = if is_version { Selector::Version(&sel) } else { Selector::Label(&sel) };
+            let client = &guard.client;
+            match client.fetch_remote(&name, selector).await {
+                Ok(v) => {
+                    let ttl = ttl.unwrap_or(client.inner.cache_ttl);
+                    client.inner.cache.insert(guard.key.clone(), Arc::new(v), ttl);
+                    tracing::debug!(prompt = %name, %selector, "background refresh done");
+                }
+                Err(e) => tracing::debug!(prompt = %name, %selector, error = %e, "background refresh failed"),
+            }
+        });
+    }
+}
+
+/// Releases a key's background-refresh claim even if the task is cancelled.
+struct RefreshGuard {
+    client: Client,
+    key: String,
+}
+
+impl Drop for RefreshGuard {
+    fn drop(&mut self) {
+        self.client.inner.cache.end_refresh(&self.key);
+    }
+}
+
+fn validate(name: &str, selector: Selector<'_>) -> Result<(), Error> {
+    if name.trim().is_empty() {
+        return Err(Error::Validation(ApiError::client_side("prompt name must not be empty")));
+    }
+    if selector.as_str().trim().is_empty() {
+        let what = match selector {
+            Selector::Label(_) => "label",
+            Selector::Version(_) => "version id",
+        };
+        return Err(Error::Validation(ApiError::client_side(format!("{what} must not be empty"))));
+    }
+    Ok(())
+}
+
+/// A pending `get_prompt_version` call: choose the label or version and the
+/// cache behaviour, then `.await` it (or call [`send`](Self::send)).
+#[must_use = "nothing is fetched until the request is awaited or sent"]
+#[derive(Debug, Clone)]
+pub struct GetPromptVersion<'a> {
+    client: &'a Client,
+    name: &'a str,
+    selector: Selector<'a>,
+    use_cache: bool,
+    ttl: Option<Duration>,
+}
+
+impl<'a> GetPromptVersion<'a> {
+    /// A label: `production` (the default) or `latest`.
+    pub fn label(mut self, label: &'a str) -> Self {
+        self.selector = Selector::Label(label);
+        self
+    }
+
+    /// A version id (`v_…`).
+    pub fn version(mut self, version_id: &'a str) -> Self {
+        self.selector = Selector::Version(version_id);
+        self
+    }
+
+    pub fn selector(mut self, selector: Selector<'a>) -> Self {
+        self.selector = selector;
+        self
+    }
+
+    /// Bypass the cache for this call: always ask the server (the answer
+    /// still refreshes the cache, and stale-if-error does not apply).
+    pub fn skip_cache(self) -> Self {
+        self.cache(false)
+    }
+
+    /// Use the cache for this call (`true`, the default) or not.
+    pub fn cache(mut self, enabled: bool) -> Self {
+        self.use_cache = enabled;
+        self
+    }
+
+    /// For this call, accept a cached copy at most `ttl` old, and keep what is
+    /// fetched for `ttl`.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    pub async fn send(self) -> Result<Arc<PromptVersion>, Error> {
+        self.client.fetch(self.name, self.selector, self.use_cache, self.ttl).await
+    }
+
+    /// Fetch and render with `vars` (missing variables are an error).
+    pub async fn render<K, V>(self, vars: &HashMap<K, V>) -> Result<String, Error>
+    where
+        K: Borrow<str> + Hash + Eq,
+        V: AsRef<str>,
+    {
+        self.send().await?.render(vars)
+    }
+
+    /// Fetch and render strictly (unknown variables are an error too).
+    pub async fn render_strict<K, V>(self, vars: &HashMap<K, V>) -> Result<String, Error>
+    where
+        K: Borrow<str> + Hash + Eq,
+        V: AsRef<str>,
+    {
+        self.send().await?.render_strict(vars)
+    }
+}
+
+impl<'a> IntoFuture for GetPromptVersion<'a> {
+    type Output = Result<Arc<PromptVersion>, Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}

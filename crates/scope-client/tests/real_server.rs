@@ -1,0 +1,364 @@
+//! The SDK against a real `scope serve` (ephemeral port, temporary SQLite).
+//!
+//! PENDING: this file is not compiled until the `scope` binary exists. To
+//! enable it, rename it to `tests/real_server.rs` (it is self-contained), build
+//! the binary and run:
+//!
+//! ```text
+//! cargo build -p scope-cli
+//! cargo test -p scope-client --test real_server
+//! ```
+//!
+//! The binary is taken from `$SCOPE_BIN`, else `<workspace>/target/debug/scope`.
+//!
+//! Contract used: `scope --database sqlite://PATH init --org-name N
+//! --admin-email E --json` prints `{"org_id","admin_email","admin_password",
+//! "api_key":{"key_id","secret"}}`; `scope --database sqlite://PATH serve
+//! --listen 127.0.0.1:0` prints `Scope listening on http://127.0.0.1:PORT`
+//! once bound; `SCOPE_TOKEN_TTL` sets the token lifetime in seconds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use scope_client::{Client, ClientBuilder, ClientCredentials, Error, PromptStatus};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+fn scope_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SCOPE_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let p = root.join("target/debug/scope");
+    assert!(
+        p.exists(),
+        "the scope binary was not found at {} and SCOPE_BIN is unset; run `cargo build -p scope-cli` first",
+        p.display()
+    );
+    p
+}
+
+/// A running `scope serve` on a fresh database, with its admin key.
+struct Scope {
+    url: String,
+    org_id: String,
+    admin_key_id: String,
+    admin_secret: String,
+    http: reqwest::Client,
+    admin_token: String,
+    _child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Scope {
+    async fn start(token_ttl: Option<u64>) -> Scope {
+        let bin = scope_bin();
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("scope.db").display());
+
+        let out = Command::new(&bin)
+            .args(["--database", &db, "init", "--org-name", "SDK tests", "--admin-email", "admin@example.com", "--json"])
+            .env("SCOPE_DATA_DIR", dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "scope init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let init: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let org_id = init["org_id"].as_str().unwrap().to_owned();
+        let admin_key_id = init["api_key"]["key_id"].as_str().unwrap().to_owned();
+        let admin_secret = init["api_key"]["secret"].as_str().unwrap().to_owned();
+
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--database", &db, "serve", "--listen", "127.0.0.1:0"])
+            .env("SCOPE_DATA_DIR", dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(ttl) = token_ttl {
+            cmd.env("SCOPE_TOKEN_TTL", ttl.to_string());
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(rest) = line.trim().strip_prefix("Scope listening on ") {
+                    return rest.trim().to_owned();
+                }
+            }
+            panic!("scope serve exited before listening");
+        })
+        .await
+        .expect("scope serve did not print its address within 30 s");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+        let http = reqwest::Client::new();
+        let mut scope = Scope {
+            url,
+            org_id,
+            admin_key_id,
+            admin_secret,
+            http,
+            admin_token: String::new(),
+            _child: child,
+            _dir: dir,
+        };
+        let (status, body) = scope
+            .post_raw(
+                "/v1/auth/applications/login",
+                json!({"account_id": scope.org_id, "client_id": scope.admin_key_id, "client_secret": scope.admin_secret}),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "admin token exchange: {body}");
+        scope.admin_token = body["access_token"].as_str().unwrap().to_owned();
+        scope
+    }
+
+    async fn post_raw(&self, path: &str, body: Value, token: Option<&str>) -> (u16, Value) {
+        let mut rb = self.http.post(format!("{}{path}", self.url)).json(&body);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        let resp = rb.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn admin_post(&self, path: &str, body: Value) -> Value {
+        let (status, v) = self.post_raw(&format!("/api/v1{path}"), body, Some(&self.admin_token)).await;
+        assert!((200..300).contains(&status), "POST {path}: {status} {v}");
+        v
+    }
+
+    /// Create a prompt; returns the v1 draft's version id.
+    async fn create_prompt(&self, name: &str, content: &str) -> (String, String) {
+        let v = self.admin_post("/prompts", json!({"name": name, "content": content})).await;
+        (v["prompt_id"].as_str().unwrap().to_owned(), v["version"]["version_id"].as_str().unwrap().to_owned())
+    }
+
+    async fn create_version(&self, name: &str, content: &str) -> String {
+        let v = self.admin_post(&format!("/prompts/{name}/versions"), json!({"content": content})).await;
+        v["version_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn promote(&self, name: &str, version_id: &str) {
+        self.admin_post(&format!("/prompts/{name}/versions/{version_id}/promote"), json!({})).await;
+    }
+
+    /// A new viewer key: (key_id, secret).
+    async fn create_key(&self, name: &str) -> (String, String) {
+        let v = self.admin_post("/api-keys", json!({"name": name, "role": "viewer"})).await;
+        (v["key_id"].as_str().unwrap().to_owned(), v["secret"].as_str().unwrap().to_owned())
+    }
+
+    async fn revoke(&self, key_id: &str) {
+        self.admin_post(&format!("/api-keys/{key_id}/revoke"), json!({})).await;
+    }
+
+    fn client_with(&self, key_id: &str, secret: &str) -> ClientBuilder {
+        Client::builder()
+            .credentials(ClientCredentials::new(&self.org_id, key_id, secret).unwrap())
+            .api_url(&self.url)
+            .retry_base_delay(Duration::from_millis(20))
+    }
+
+    fn client(&self) -> ClientBuilder {
+        self.client_with(&self.admin_key_id, &self.admin_secret)
+    }
+
+    /// `greeting`: v1 draft, v2 published (production), v3 draft (latest).
+    async fn seed_greeting(&self) -> [String; 3] {
+        let (_, v1) = self.create_prompt("greeting", "Hello {{name}}").await;
+        let v2 = self.create_version("greeting", "Hi {{name}} from {{place}}").await;
+        self.promote("greeting", &v2).await;
+        let v3 = self.create_version("greeting", "Draft {{name}} {{x}}").await;
+        [v1, v2, v3]
+    }
+}
+
+/// Counts the token exchanges a client makes (hook on the login URL).
+fn exchange_counter(builder: ClientBuilder) -> (ClientBuilder, Arc<AtomicUsize>) {
+    let n = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&n);
+    let b = builder.on_request(move |e| {
+        if e.url.contains("/v1/auth/") {
+            c.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (b, n)
+}
+
+#[tokio::test]
+async fn fetch_by_each_label_and_id() {
+    let scope = Scope::start(None).await;
+    let [v1, v2, v3] = scope.seed_greeting().await;
+    let client = scope.client().build().unwrap();
+
+    let prod = client.get_prompt_version("greeting").await.unwrap();
+    assert_eq!((prod.version, prod.version_id.as_str()), (2, v2.as_str()));
+    assert_eq!(prod.status, PromptStatus::Published);
+    assert!(prod.is_production && prod.is_published());
+    assert_eq!(prod.variables, ["name", "place"]);
+    assert!(prod.promoted_at.is_some());
+
+    let latest = client.get_prompt_version("greeting").label("latest").await.unwrap();
+    assert_eq!((latest.version, latest.version_id.as_str()), (3, v3.as_str()));
+    assert!(latest.is_draft() && !latest.is_production);
+
+    let first = client.get_prompt_version("greeting").version(&v1).await.unwrap();
+    assert_eq!((first.version, first.content.as_str()), (1, "Hello {{name}}"));
+
+    // By prompt id too.
+    let by_id = client.get_prompt_version(&prod.prompt_id).await.unwrap();
+    assert_eq!(by_id.version_id, v2);
+}
+
+#[tokio::test]
+async fn rendering() {
+    let scope = Scope::start(None).await;
+    scope.seed_greeting().await;
+    let client = scope.client().build().unwrap();
+    let text = client.render_prompt("greeting", &HashMap::from([("name", "Ada"), ("place", "{{name}}ville")])).await;
+    assert_eq!(text.unwrap(), "Hi Ada from {{name}}ville");
+    match client.render_prompt("greeting", &HashMap::<&str, &str>::new()).await {
+        Err(Error::MissingVariables { variables }) => assert_eq!(variables, ["name", "place"]),
+        other => panic!("{other:?}"),
+    }
+    let strict = client
+        .get_prompt_version("greeting")
+        .render_strict(&HashMap::from([("name", "A"), ("place", "B"), ("extra", "C")]))
+        .await;
+    assert!(matches!(strict, Err(Error::UnknownVariables { .. })));
+}
+
+#[tokio::test]
+async fn no_production_version_and_not_found() {
+    let scope = Scope::start(None).await;
+    scope.create_prompt("drafty", "only a draft").await;
+    let client = scope.client().build().unwrap();
+    let err = client.get_prompt_version("drafty").await.unwrap_err();
+    assert!(matches!(err, Error::NoProductionVersion { .. }), "{err:?}");
+    assert_eq!(err.status(), Some(404));
+    assert!(err.request_id().is_some());
+    // The draft is still reachable as latest.
+    assert_eq!(client.get_prompt_version("drafty").label("latest").await.unwrap().version, 1);
+    let err = client.get_prompt_version("ghost").await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    let err = client.get_prompt_version("drafty").version("v_01JD8X3Q7V9W0K2M4N6P8R0T2V").await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn revoked_key_is_refused() {
+    let scope = Scope::start(None).await;
+    scope.seed_greeting().await;
+    let (key_id, secret) = scope.create_key("app").await;
+    let client = scope.client_with(&key_id, &secret).build().unwrap();
+    client.get_prompt_version("greeting").await.unwrap();
+
+    scope.revoke(&key_id).await;
+    // The JWT already issued is refused; the refresh is refused too.
+    client.clear_cache();
+    let err = client.get_prompt_version("greeting").await.unwrap_err();
+    assert!(matches!(err, Error::Authentication(_)), "{err:?}");
+    // A new client with that key cannot even get a token.
+    let fresh = scope.client_with(&key_id, &secret).build().unwrap();
+    let err = fresh.get_prompt_version("greeting").await.unwrap_err();
+    assert!(matches!(err, Error::Authentication(_)), "{err:?}");
+    assert!(!err.to_string().contains(&secret));
+}
+
+#[tokio::test]
+async fn expired_token_is_refreshed_transparently() {
+    let scope = Scope::start(Some(2)).await;
+    scope.seed_greeting().await;
+    let (b, exchanges) = exchange_counter(scope.client().cache(false).token_refresh_buffer(Duration::ZERO));
+    let client = b.build().unwrap();
+    client.get_prompt_version("greeting").await.unwrap();
+    assert_eq!(exchanges.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    client.get_prompt_version("greeting").await.unwrap();
+    assert_eq!(exchanges.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn cache_hits_do_not_reach_the_server() {
+    let mut scope = Scope::start(None).await;
+    scope.seed_greeting().await;
+    let requests = Arc::new(AtomicUsize::new(0));
+    let r = Arc::clone(&requests);
+    let client = scope
+        .client()
+        .max_retries(0)
+        .on_request(move |_| {
+            r.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    let first = client.get_prompt_version("greeting").await.unwrap();
+    assert_eq!(requests.load(Ordering::SeqCst), 2); // exchange + fetch
+    // Stop the server: only the cache can answer now.
+    scope._child.kill().await.unwrap();
+    for _ in 0..100 {
+        let again = client.get_prompt_version("greeting").await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+    }
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    let err = client.get_prompt_version("greeting").skip_cache().await.unwrap_err();
+    assert!(matches!(err, Error::Connection { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn single_flight_under_64_concurrent_tasks() {
+    let scope = Scope::start(Some(2)).await;
+    scope.seed_greeting().await;
+    let (b, exchanges) = exchange_counter(scope.client().cache(false).token_refresh_buffer(Duration::ZERO));
+    let client = b.build().unwrap();
+
+    let run_64 = |client: Client| async move {
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let c = client.clone();
+                tokio::spawn(async move { c.get_prompt_version("greeting").await.map(|v| v.version) })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), 2);
+        }
+    };
+    // Cold start: no token yet.
+    run_64(client.clone()).await;
+    assert_eq!(exchanges.load(Ordering::SeqCst), 1);
+    // Expired token.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    run_64(client.clone()).await;
+    assert_eq!(exchanges.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_client_against_the_server() {
+    let scope = Scope::start(None).await;
+    scope.seed_greeting().await;
+    let builder = scope.client();
+    let out = tokio::task::spawn_blocking(move || {
+        std::thread::spawn(move || {
+            let client = scope_client::blocking::Client::from_builder(builder).unwrap();
+            client.render_prompt("greeting", &HashMap::from([("name", "Bo"), ("place", "Oslo")])).unwrap()
+        })
+        .join()
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out, "Hi Bo from Oslo");
+}
