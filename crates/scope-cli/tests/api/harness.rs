@@ -1,0 +1,528 @@
+//! The test harness: a real `scope serve` process on an ephemeral port over a
+//! temporary SQLite file, plus small HTTP helpers.
+//!
+//! Every test starts its own server (start-up takes a fraction of a second),
+//! so tests share nothing and run in parallel. The server's stderr (its log)
+//! and stdout are captured in the background for the log-leak tests.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+
+/// The binary under test.
+pub const SCOPE: &str = env!("CARGO_BIN_EXE_scope");
+
+/// The SPEC §2 secret shape: `^secret_[0-9A-Za-z]{43}_[0-9A-Za-z]{6}$`.
+pub fn is_secret_shaped(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("secret_") else {
+        return false;
+    };
+    let b = rest.as_bytes();
+    b.len() == 43 + 1 + 6
+        && b[..43].iter().all(u8::is_ascii_alphanumeric)
+        && b[43] == b'_'
+        && b[44..].iter().all(u8::is_ascii_alphanumeric)
+}
+
+/// What `scope init` / `scope org create --json` print (SPEC §8).
+#[derive(Debug, Clone)]
+pub struct OrgCreds {
+    pub org_id: String,
+    pub admin_email: String,
+    pub admin_password: String,
+    pub key_id: String,
+    pub secret: String,
+}
+
+impl OrgCreds {
+    fn from_json(v: &Value) -> Self {
+        let s = |x: &Value, what: &str| -> String {
+            x.as_str().unwrap_or_else(|| panic!("missing string field {what} in {v}")).to_owned()
+        };
+        Self {
+            org_id: s(&v["org_id"], "org_id"),
+            admin_email: s(&v["admin_email"], "admin_email"),
+            admin_password: s(&v["admin_password"], "admin_password"),
+            key_id: s(&v["api_key"]["key_id"], "api_key.key_id"),
+            secret: s(&v["api_key"]["secret"], "api_key.secret"),
+        }
+    }
+}
+
+/// A temporary directory holding `scope.db`; shared by servers started on
+/// the same database.
+pub struct DataDir {
+    dir: tempfile::TempDir,
+    pub db_url: String,
+}
+
+impl DataDir {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_url = format!("sqlite://{}", dir.path().join("scope.db").display());
+        Self { dir, db_url }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("scope.db")
+    }
+
+    /// The database file and its WAL (and shared-memory index), as bytes.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let p = PathBuf::from(format!("{}{suffix}", self.db_path().display()));
+            if let Ok(b) = std::fs::read(&p) {
+                out.extend_from_slice(&b);
+            }
+        }
+        out
+    }
+}
+
+/// A `Command` for the binary with no `SCOPE_*` variables inherited from
+/// whoever runs the tests.
+fn scope_command() -> Command {
+    let mut c = Command::new(SCOPE);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SCOPE_") {
+            c.env_remove(&k);
+        }
+    }
+    c.env("NO_COLOR", "1");
+    c
+}
+
+/// Runs `scope --database URL ARGS...` to completion.
+pub fn run_scope(db_url: &str, args: &[&str]) -> Output {
+    scope_command().arg("--database").arg(db_url).args(args).output().expect("run scope")
+}
+
+/// Runs a CLI command that must succeed and print JSON.
+pub fn run_scope_json(db_url: &str, args: &[&str]) -> Value {
+    let out = run_scope(db_url, args);
+    assert!(
+        out.status.success(),
+        "scope {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("scope {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+pub struct ServerBuilder {
+    envs: Vec<(String, String)>,
+    shared: Option<(Arc<DataDir>, OrgCreds)>,
+}
+
+impl ServerBuilder {
+    /// An environment variable for the server process.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.envs.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    /// Serve the same database as `other` (a second replica).
+    pub fn same_database_as(mut self, other: &TestServer) -> Self {
+        self.shared = Some((other.data.clone(), other.org.clone()));
+        self
+    }
+
+    pub async fn start(self) -> TestServer {
+        // Process start-up is blocking work; keep it off the test's runtime.
+        tokio::task::spawn_blocking(move || self.start_blocking()).await.expect("server start task")
+    }
+
+    fn start_blocking(self) -> TestServer {
+        let (data, org) = match self.shared {
+            Some(s) => s,
+            None => {
+                let data = Arc::new(DataDir::new());
+                let v = run_scope_json(
+                    &data.db_url,
+                    &["init", "--org-name", "Acme", "--admin-email", "admin@acme.test", "--json"],
+                );
+                let org = OrgCreds::from_json(&v);
+                (data, org)
+            }
+        };
+        let mut cmd = scope_command();
+        cmd.arg("--database").arg(&data.db_url).args(["serve", "--listen", "127.0.0.1:0"]);
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn scope serve");
+
+        let stderr_buf = Arc::new(Mutex::new(Vec::new()));
+        let stdout_buf = Arc::new(Mutex::new(Vec::new()));
+        let mut err = child.stderr.take().expect("stderr");
+        let sink = stderr_buf.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = err.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().expect("log lock").extend_from_slice(&chunk[..n]);
+            }
+        });
+        let out = child.stdout.take().expect("stdout");
+        let sink = stdout_buf.clone();
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(out);
+            let mut line = String::new();
+            let mut tx = Some(tx);
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                sink.lock().expect("stdout lock").extend_from_slice(line.as_bytes());
+                if let Some(addr) = line.trim().strip_prefix("Scope listening on ") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.to_owned());
+                    }
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(b) => b,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "server did not report its address; stdout:\n{}\nstderr:\n{}",
+                    String::from_utf8_lossy(&stdout_buf.lock().expect("lock")),
+                    String::from_utf8_lossy(&stderr_buf.lock().expect("lock"))
+                );
+            }
+        };
+        assert!(base.starts_with("http://127.0.0.1:"), "unexpected listen line: {base}");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client");
+        TestServer { base, data, org, http, child, stderr: stderr_buf, stdout: stdout_buf }
+    }
+}
+
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`, also the JWT issuer.
+    pub base: String,
+    pub data: Arc<DataDir>,
+    /// The organization created by `scope init`.
+    pub org: OrgCreds,
+    pub http: reqwest::Client,
+    child: Child,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A created API key with its one-time secret.
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub key_id: String,
+    pub secret: String,
+    pub org_id: String,
+    /// The full create response.
+    pub json: Value,
+}
+
+impl TestServer {
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder { envs: Vec::new(), shared: None }
+    }
+
+    pub async fn start() -> TestServer {
+        Self::builder().start().await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn db_url(&self) -> &str {
+        &self.data.db_url
+    }
+
+    /// Everything the server wrote to stderr (its log) and stdout so far.
+    pub fn captured_output(&self) -> String {
+        let mut s = String::from_utf8_lossy(&self.stderr.lock().expect("lock")).into_owned();
+        s.push_str(&String::from_utf8_lossy(&self.stdout.lock().expect("lock")));
+        s
+    }
+
+    /// A client without a token.
+    pub fn anon(&self) -> Api {
+        Api { http: self.http.clone(), base: self.base.clone(), token: None }
+    }
+
+    pub fn api(&self, token: &str) -> Api {
+        Api { http: self.http.clone(), base: self.base.clone(), token: Some(token.to_owned()) }
+    }
+
+    /// `POST /v1/auth/sdk-token`.
+    pub async fn exchange(&self, org_id: &str, key_id: &str, secret: &str) -> Resp {
+        self.anon()
+            .post("/v1/auth/sdk-token", json!({"account_id": org_id, "key_id": key_id, "key_secret": secret}))
+            .await
+    }
+
+    /// Exchanges a key that must be accepted; returns the access token.
+    pub async fn token(&self, org_id: &str, key_id: &str, secret: &str) -> String {
+        let r = self.exchange(org_id, key_id, secret).await;
+        r.assert_status(200);
+        r.json()["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    pub async fn token_for(&self, key: &Key) -> String {
+        self.token(&key.org_id, &key.key_id, &key.secret).await
+    }
+
+    pub async fn login(&self, org: &OrgCreds) -> Api {
+        let t = self.token(&org.org_id, &org.key_id, &org.secret).await;
+        self.api(&t)
+    }
+
+    /// A client holding a token of the initial admin key.
+    pub async fn admin(&self) -> Api {
+        self.login(&self.org.clone()).await
+    }
+
+    /// Creates a key with `role` through the API (as `admin`).
+    pub async fn create_key(&self, admin: &Api, name: &str, role: &str) -> Key {
+        let r = admin.post("/api/v1/api-keys", json!({"name": name, "role": role})).await;
+        r.assert_status(201);
+        let v = r.json();
+        Key {
+            key_id: v["key_id"].as_str().expect("key_id").to_owned(),
+            secret: v["secret"].as_str().expect("secret").to_owned(),
+            org_id: v["org_id"].as_str().expect("org_id").to_owned(),
+            json: v,
+        }
+    }
+
+    /// A client with a fresh key of `role`.
+    pub async fn client_with_role(&self, admin: &Api, role: &str) -> (Api, Key) {
+        let key = self.create_key(admin, &format!("{role} key"), role).await;
+        let t = self.token_for(&key).await;
+        (self.api(&t), key)
+    }
+
+    /// Another tenant, created with `scope org create` on the same database
+    /// while the server runs.
+    pub async fn create_org(&self, name: &str, email: &str) -> OrgCreds {
+        let db = self.db_url().to_owned();
+        let (name, email) = (name.to_owned(), email.to_owned());
+        let v = tokio::task::spawn_blocking(move || {
+            run_scope_json(&db, &["org", "create", "--name", &name, "--admin-email", &email, "--json"])
+        })
+        .await
+        .expect("org create task");
+        OrgCreds::from_json(&v)
+    }
+
+    /// Runs a CLI command against this server's database.
+    pub async fn cli(&self, args: &[&str]) -> Output {
+        let db = self.db_url().to_owned();
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_scope(&db, &refs)
+        })
+        .await
+        .expect("cli task")
+    }
+
+    pub async fn cli_json(&self, args: &[&str]) -> Value {
+        let out = self.cli(args).await;
+        assert!(
+            out.status.success(),
+            "scope {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("scope {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        })
+    }
+
+    pub async fn jwks(&self) -> Value {
+        let r = self.anon().get("/.well-known/jwks.json").await;
+        r.assert_status(200);
+        r.json()
+    }
+}
+
+/// An HTTP client bound to one server, optionally with a bearer token.
+#[derive(Clone)]
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: Option<String>,
+}
+
+impl Api {
+    pub fn token(&self) -> &str {
+        self.token.as_deref().expect("client has a token")
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let rb = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        Resp::from(self.request(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        Resp::from(self.request(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    /// POST without a body.
+    pub async fn post_empty(&self, path: &str) -> Resp {
+        Resp::from(self.request(reqwest::Method::POST, path)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Resp {
+        Resp::from(self.request(reqwest::Method::PATCH, path).json(&body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        Resp::from(self.request(reqwest::Method::DELETE, path)).await
+    }
+
+    /// Creates a prompt (must succeed); returns the create response.
+    pub async fn create_prompt(&self, name: &str, content: &str) -> Value {
+        let r = self.post("/api/v1/prompts", json!({"name": name, "content": content})).await;
+        r.assert_status(201);
+        r.json()
+    }
+
+    /// Creates a new draft version (must succeed).
+    pub async fn create_version(&self, prompt: &str, content: &str) -> Value {
+        let r = self.post(&format!("/api/v1/prompts/{prompt}/versions"), json!({"content": content})).await;
+        r.assert_status(201);
+        r.json()
+    }
+}
+
+/// A response, read completely.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Resp {
+    pub async fn from(rb: reqwest::RequestBuilder) -> Resp {
+        let r = rb.send().await.expect("HTTP request");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.text().await.expect("response body");
+        Resp { status, headers, body }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}); status {}: {}", self.status, self.body))
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Self {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        self
+    }
+
+    /// Asserts a SPEC §5 error body with `code` (flat and nested).
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) -> &Self {
+        self.assert_status(status);
+        let v = self.json();
+        assert_eq!(v["code"], code, "flat code in {}", self.body);
+        assert_eq!(v["error"]["code"], code, "nested code in {}", self.body);
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "flat message in {}", self.body);
+        assert_eq!(v["message"], v["error"]["message"], "nested message differs in {}", self.body);
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The decoded parts of a compact JWS.
+pub struct Jwt {
+    pub header: Value,
+    pub claims: Value,
+    pub parts: [String; 3],
+}
+
+pub fn decode_jwt(token: &str) -> Jwt {
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWT has three parts: {}", parts.len());
+    let dec =
+        |s: &str| -> Value { serde_json::from_slice(&B64URL.decode(s).expect("base64url part")).expect("JSON part") };
+    Jwt {
+        header: dec(parts[0]),
+        claims: dec(parts[1]),
+        parts: [parts[0].to_owned(), parts[1].to_owned(), parts[2].to_owned()],
+    }
+}
+
+pub fn b64url(bytes: &[u8]) -> String {
+    B64URL.encode(bytes)
+}
+
+pub fn b64url_decode(s: &str) -> Vec<u8> {
+    B64URL.decode(s).expect("base64url")
+}
+
+/// Polls `f` until it returns true or `limit` passes; returns the elapsed time
+/// when it did.
+pub async fn wait_until<F, Fut>(limit: Duration, step: Duration, mut f: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if f().await {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(step).await;
+    }
+}
+
+/// Replaces the last character of a prefixed ULID with another valid one:
+/// a well-formed id that names nothing.
+pub fn sibling_id(id: &str) -> String {
+    let mut s = id.to_owned();
+    let last = s.pop().expect("non-empty id");
+    s.push(if last == '0' { '1' } else { '0' });
+    s
+}

@@ -1,0 +1,17 @@
+//! Integration tests of the `scope` server: each test starts the real binary
+//! (`scope init` + `scope serve` on an ephemeral port over a temporary SQLite
+//! file) and talks HTTP to it. One test binary, modules by concern.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod api_keys;
+mod auth;
+mod cli;
+mod errors;
+mod harness;
+mod meta;
+mod prompts;
+mod revocation;
+mod secrets_and_logs;
+mod tenancy;
+mod versions;
