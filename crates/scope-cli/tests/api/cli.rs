@@ -194,3 +194,65 @@ async fn keys_created_by_the_cli_work_at_once_even_after_other_exchanges() {
         server.token(&org, &key_id, &secret).await;
     }
 }
+
+/// `scope prompt get|render` go through the SDK with the SCOPE_* variables.
+#[tokio::test]
+async fn prompt_get_and_render_use_the_sdk() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let created = admin.create_prompt("greeting", "Hello {{name}}, see {{place}}").await;
+    let v1 = created["version"]["version_id"].as_str().expect("v1 id").to_owned();
+    let base = server.url("");
+    let base = base.trim_end_matches('/').to_owned();
+    let run = |args: Vec<String>| {
+        let base = base.clone();
+        let org = server.org.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_scope"))
+                    .args(&args)
+                    .env("SCOPE_API_URL", &base)
+                    .env("SCOPE_ORG_ID", &org.org_id)
+                    .env("SCOPE_API_KEY", &org.key_id)
+                    .env("SCOPE_API_SECRET", &org.secret)
+                    .env_remove("SCOPE_AUTH_API_URL")
+                    .output()
+                    .expect("run scope")
+            })
+            .await
+            .expect("task")
+        }
+    };
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+
+    // No production version yet: a clear error and a non-zero exit.
+    let out = run(s(&["prompt", "get", "greeting"])).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no production version"));
+
+    let out = run(s(&["prompt", "get", "greeting", "--label", "latest"])).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), "Hello {{name}}, see {{place}}");
+
+    let out = run(s(&["prompt", "get", "greeting", "--version", &v1, "--json"])).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["version_id"], v1.as_str());
+    assert_eq!(v["variables"], serde_json::json!(["name", "place"]));
+
+    admin.post_empty(&format!("/api/v1/prompts/greeting/versions/{v1}/promote")).await.assert_status(200);
+    // Rendering is single pass: a value containing {{place}} stays literal.
+    let out = run(s(&["prompt", "render", "greeting", "--var", "name=Ada", "--var", "place={{place}}"])).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello Ada, see {{place}}\n");
+
+    // Missing variables are named.
+    let out = run(s(&["prompt", "render", "greeting", "--var", "name=Ada"])).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("place"));
+
+    // Unknown prompt.
+    let out = run(s(&["prompt", "get", "nope"])).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
