@@ -109,7 +109,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Keys whose gate changed after `after_seq` (revoked, or given an
     /// expiry), for the in-memory revocation view. `after_seq = 0` returns all
-    /// keys that are revoked or have an expiry.
+    /// keys that are revoked or have an expiry. Called on every poll, so it
+    /// must not cost a table scan: every write that revokes a key or sets an
+    /// expiry (also at creation) assigns the key a `change_seq` above all
+    /// others, and both forms of the query can use an index on it.
     async fn key_gate_changes(&self, after_seq: i64) -> StoreResult<Vec<KeyGateRow>>;
 
     // ---- prompts and versions ----------------------------------------------------
@@ -177,5 +180,28 @@ pub trait Store: Send + Sync + 'static {
     // ---- audit -----------------------------------------------------------------------
 
     async fn list_audit(&self, org: OrgId, query: &PageQuery) -> StoreResult<Vec<AuditRow>>;
+
+    // ---- bulk import ------------------------------------------------------------------
+
+    /// Inserts many keys in one transaction, without audit events (seeding a
+    /// benchmark database, migrating from another deployment). Keys born
+    /// revoked or with an expiry get gate sequence numbers like
+    /// [`insert_api_key`](Self::insert_api_key) gives them. Backends that do
+    /// not support it answer `Internal`.
+    async fn import_api_keys(&self, keys: &[ApiKeyRow]) -> StoreResult<()> {
+        let _ = keys;
+        Err(StoreError::Internal("bulk import is not supported by this backend".into()))
+    }
+
+    /// Inserts many prompts with their versions in one transaction, without
+    /// audit events. Each version row is stored as given (status, number,
+    /// promotion fields); `variables` are derived from the content and the
+    /// prompt's next version number follows its highest version. At most one
+    /// version per prompt may be published. Backends that do not support it
+    /// answer `Internal`.
+    async fn import_prompts(&self, prompts: &[(PromptRow, Vec<VersionRow>)]) -> StoreResult<()> {
+        let _ = prompts;
+        Err(StoreError::Internal("bulk import is not supported by this backend".into()))
+    }
 }
 

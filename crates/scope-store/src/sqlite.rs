@@ -28,6 +28,9 @@ use crate::{Store, StoreError, StoreResult};
 /// Readers beside the single writer.
 const READ_POOL_SIZE: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Rows per multi-row INSERT of the bulk import (14 columns × 500 stays far
+/// below SQLite's limit of 32766 bound parameters).
+const IMPORT_BATCH_ROWS: usize = 500;
 /// How write transactions start: take the write lock up front.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
@@ -893,9 +896,14 @@ impl Store for SqliteStore {
 
     async fn key_gate_changes(&self, after_seq: i64) -> StoreResult<Vec<KeyGateRow>> {
         let rows: Vec<RawGate> = if after_seq <= 0 {
+            // Every key that is revoked or has an expiry carries a change_seq
+            // above 0 (every writer assigns one), so the index on change_seq
+            // finds them without scanning the table: this call runs on each
+            // poll of a server that has not yet seen any gated key, and a
+            // full scan of a million keys there cost most of a core.
             sqlx::query_as(
                 "SELECT key_id, (revoked_at IS NOT NULL) AS revoked, expires_at, change_seq FROM api_keys \
-                 WHERE revoked_at IS NOT NULL OR expires_at IS NOT NULL ORDER BY change_seq",
+                 WHERE change_seq > 0 AND (revoked_at IS NOT NULL OR expires_at IS NOT NULL) ORDER BY change_seq",
             )
             .fetch_all(&self.read)
             .await
@@ -1492,6 +1500,124 @@ impl Store for SqliteStore {
             .into_iter()
             .map(RawAudit::into_row)
             .collect()
+    }
+
+    // ---- bulk import -------------------------------------------------------------------
+
+    async fn import_api_keys(&self, keys: &[ApiKeyRow]) -> StoreResult<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        let mut seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(change_seq), 0) FROM api_keys")
+            .fetch_one(&mut *tx)
+            .await
+            .db()?;
+        for chunk in keys.chunks(IMPORT_BATCH_ROWS) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for k in chunk {
+                // Same rule as `insert_key`: a key born with a gate gets the
+                // next sequence number so the revocation views pick it up.
+                let change_seq = if k.expires_at.is_none() && k.revoked_at.is_none() {
+                    0
+                } else {
+                    seq += 1;
+                    seq
+                };
+                rows.push((k, change_seq));
+            }
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO api_keys (key_id, org_id, name, environment, role, secret_digest, created_at, \
+                 created_by, expires_at, last_used_at, revoked_at, revoked_by, rotated_from, change_seq) ",
+            );
+            qb.push_values(rows, |mut b, (k, change_seq)| {
+                b.push_bind(k.key_id.to_string())
+                    .push_bind(k.org_id.to_string())
+                    .push_bind(k.name.as_str())
+                    .push_bind(k.environment.as_str())
+                    .push_bind(k.role.as_str())
+                    .push_bind(&k.secret_digest[..])
+                    .push_bind(k.created_at)
+                    .push_bind(k.created_by.as_str())
+                    .push_bind(k.expires_at)
+                    .push_bind(k.last_used_at)
+                    .push_bind(k.revoked_at)
+                    .push_bind(k.revoked_by.as_deref())
+                    .push_bind(k.rotated_from.map(|id| id.to_string()))
+                    .push_bind(change_seq);
+            });
+            qb.build().execute(&mut *tx).await.db()?;
+        }
+        tx.commit().await.db()
+    }
+
+    async fn import_prompts(&self, prompts: &[(PromptRow, Vec<VersionRow>)]) -> StoreResult<()> {
+        if prompts.is_empty() {
+            return Ok(());
+        }
+        for (p, versions) in prompts {
+            let published = versions.iter().filter(|v| v.status == VersionStatus::Published).count();
+            let foreign = versions.iter().any(|v| v.prompt_id != p.prompt_id || v.org_id != p.org_id);
+            if published > 1 || foreign {
+                return Err(StoreError::Domain(DomainError::bad_request(
+                    "each imported version must belong to its prompt, with at most one published",
+                )));
+            }
+        }
+        let mut tx = self.begin().await?;
+        for chunk in prompts.chunks(IMPORT_BATCH_ROWS) {
+            let mut prompt_rows = Vec::with_capacity(chunk.len());
+            for (p, versions) in chunk {
+                let next = versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+                prompt_rows.push((p, json_text(&p.tags)?, next));
+            }
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO prompts (prompt_id, org_id, name, description, tags, next_version, created_at, \
+                 updated_at, created_by) ",
+            );
+            qb.push_values(prompt_rows, |mut b, (p, tags, next)| {
+                b.push_bind(p.prompt_id.to_string())
+                    .push_bind(p.org_id.to_string())
+                    .push_bind(p.name.as_str())
+                    .push_bind(p.description.as_str())
+                    .push_bind(tags)
+                    .push_bind(next)
+                    .push_bind(p.created_at)
+                    .push_bind(p.updated_at)
+                    .push_bind(p.created_by.as_str());
+            });
+            qb.build().execute(&mut *tx).await.db()?;
+
+            let mut version_rows = Vec::new();
+            for v in chunk.iter().flat_map(|(_, vs)| vs.iter()) {
+                let variables = json_text(&scope_domain::template::variables(&v.content))?;
+                version_rows.push((v, variables, json_text(&v.metadata)?));
+            }
+            for vchunk in version_rows.chunks(IMPORT_BATCH_ROWS) {
+                let mut qb = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO prompt_versions (version_id, prompt_id, org_id, version, content, variables, \
+                     status, prompt_type, metadata, created_at, updated_at, created_by, promoted_at, promoted_by) ",
+                );
+                qb.push_values(vchunk, |mut b, (v, variables, metadata)| {
+                    b.push_bind(v.version_id.to_string())
+                        .push_bind(v.prompt_id.to_string())
+                        .push_bind(v.org_id.to_string())
+                        .push_bind(v.version)
+                        .push_bind(v.content.as_str())
+                        .push_bind(variables.as_str())
+                        .push_bind(v.status.as_str())
+                        .push_bind(v.prompt_type.as_str())
+                        .push_bind(metadata.as_str())
+                        .push_bind(v.created_at)
+                        .push_bind(v.updated_at)
+                        .push_bind(v.created_by.as_str())
+                        .push_bind(v.promoted_at)
+                        .push_bind(v.promoted_by.as_deref());
+                });
+                qb.build().execute(&mut *tx).await.db()?;
+            }
+        }
+        tx.commit().await.db()
     }
 }
 

@@ -1304,3 +1304,89 @@ async fn two_stores_on_one_file_serialize_promotes() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn bulk_import_keys_and_prompts() -> TestResult {
+    let f = fixture().await?;
+    let store = &f.store;
+    let (org, _) = make_org(store, "bulk@example.com").await?;
+    let (other, _) = make_org(store, "bulk-other@example.com").await?;
+
+    // 1 200 keys: more than one INSERT batch; two of them carry a gate.
+    let mut keys: Vec<ApiKeyRow> = (0..1200).map(|i| key_row(org, &format!("k{i}"), None)).collect();
+    keys[10].expires_at = Some(5_000);
+    keys[20].revoked_at = Some(4_000);
+    keys[20].revoked_by = Some("system".into());
+    store.import_api_keys(&keys).await?;
+    store.import_api_keys(&[]).await?;
+    let found = store.find_api_key(keys[700].key_id).await?.ok_or("imported key missing")?;
+    assert_eq!(found, keys[700]);
+    assert!(matches!(store.get_api_key(other, keys[700].key_id).await, Err(StoreError::NotFound)));
+    let gated: Vec<KeyId> = store.key_gate_changes(0).await?.into_iter().map(|g| g.key_id).collect();
+    assert!(gated.contains(&keys[10].key_id) && gated.contains(&keys[20].key_id));
+    // A duplicate id conflicts and the whole import rolls back.
+    let dup = vec![key_row(org, "new", None), keys[0].clone()];
+    assert!(matches!(store.import_api_keys(&dup).await, Err(StoreError::Conflict(_))));
+    assert!(store.find_api_key(dup[0].key_id).await?.is_none());
+
+    // Prompts with a published version each.
+    let mut prompts = Vec::new();
+    for i in 0..600 {
+        let pid = prompt_id();
+        let prompt = PromptRow {
+            prompt_id: pid,
+            org_id: org,
+            name: format!("bulk-{i}"),
+            description: String::new(),
+            tags: vec!["bulk".into()],
+            created_at: 2000,
+            updated_at: 2000,
+            created_by: "system".into(),
+        };
+        let version = |n: i64, status: VersionStatus| VersionRow {
+            version_id: version_id(),
+            prompt_id: pid,
+            org_id: org,
+            name: prompt.name.clone(),
+            version: n,
+            content: format!("Hello {{{{name}}}}, v{n} of {i}"),
+            variables: vec![],
+            status,
+            prompt_type: "text".into(),
+            metadata: serde_json::json!({"i": i}),
+            tags: vec![],
+            created_at: 2000,
+            updated_at: 2000,
+            created_by: "system".into(),
+            promoted_at: (status == VersionStatus::Published).then_some(2500),
+            promoted_by: (status == VersionStatus::Published).then(|| "system".to_owned()),
+        };
+        let versions = vec![version(1, VersionStatus::Archived), version(2, VersionStatus::Published)];
+        prompts.push((prompt, versions));
+    }
+    store.import_prompts(&prompts).await?;
+    let (p, vs) = &prompts[599];
+    let summary = store.get_prompt(org, &p.name).await?;
+    assert_eq!(summary.production_version, Some(2));
+    assert_eq!(summary.latest_version, Some(2));
+    let prod = store.production_version(org, p.prompt_id).await?.ok_or("no production version")?;
+    assert_eq!(prod.version_id, vs[1].version_id);
+    assert_eq!(prod.variables, vec!["name".to_owned()]);
+    assert_eq!(prod.tags, vec!["bulk".to_owned()]);
+    assert!(matches!(store.get_prompt(other, &p.name).await, Err(StoreError::NotFound)));
+    // Numbers continue after the imported ones.
+    let v3 = new_version(store, org, p.prompt_id, Some("next"), None).await?;
+    assert_eq!(v3.version, 3);
+
+    // Two published versions of one prompt are refused.
+    let (mut p2, mut vs2) = prompts[0].clone();
+    p2.prompt_id = prompt_id();
+    p2.name = "two-published".into();
+    for v in &mut vs2 {
+        v.prompt_id = p2.prompt_id;
+        v.version_id = version_id();
+        v.status = VersionStatus::Published;
+    }
+    assert!(matches!(store.import_prompts(&[(p2, vs2)]).await, Err(StoreError::Domain(_))));
+    Ok(())
+}
