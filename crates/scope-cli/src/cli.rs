@@ -242,10 +242,13 @@ pub fn main() -> ExitCode {
 }
 
 fn app_err(e: AppError) -> anyhow::Error {
-    anyhow!("{}", match e {
-        AppError::Domain(d) => d.message,
-        other => other.to_string(),
-    })
+    anyhow!(
+        "{}",
+        match e {
+            AppError::Domain(d) => d.message,
+            other => other.to_string(),
+        }
+    )
 }
 
 fn config(cli: &Cli) -> ServerConfig {
@@ -293,7 +296,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::SigningKeys(SigningKeysCommand::Rotate) => {
             let c = config(&cli);
             let store = scope_store::open(&c.database_url).await.map_err(|e| anyhow!("{e}"))?;
-            let kid = scope_server::runtime::signing::rotate(store.as_ref(), c.master_key.as_ref()).await.map_err(app_err)?;
+            let kid =
+                scope_server::runtime::signing::rotate(store.as_ref(), c.master_key.as_ref()).await.map_err(app_err)?;
             println!("new signing key: {kid}");
             println!("previous keys keep verifying tokens until those tokens expire");
             Ok(())
@@ -334,7 +338,13 @@ async fn keys(cli: &Cli, cmd: &KeysCommand) -> anyhow::Result<()> {
             if *json {
                 print_json(&view)
             } else {
-                println!("key_id: {}\nsecret: {}\nrole: {}\nenvironment: {}", view.key_id, created.secret.expose_secret(), view.role, view.environment);
+                println!(
+                    "key_id: {}\nsecret: {}\nrole: {}\nenvironment: {}",
+                    view.key_id,
+                    created.secret.expose_secret(),
+                    view.role,
+                    view.environment
+                );
                 println!("The secret is shown only once.");
                 Ok(())
             }
@@ -348,7 +358,9 @@ async fn keys(cli: &Cli, cmd: &KeysCommand) -> anyhow::Result<()> {
             let mut all = Vec::new();
             let mut cursor = None;
             loop {
-                let pg = api_keys::list(&app, &p, status, page(Some(200), cursor).map_err(app_err)?).await.map_err(app_err)?;
+                let pg = api_keys::list(&app, &p, status, page(Some(200), cursor).map_err(app_err)?)
+                    .await
+                    .map_err(app_err)?;
                 all.extend(pg.data);
                 match pg.next_cursor {
                     Some(c) => cursor = Some(c),
@@ -360,7 +372,10 @@ async fn keys(cli: &Cli, cmd: &KeysCommand) -> anyhow::Result<()> {
             if *json {
                 print_json(&views)
             } else {
-                println!("{:<30}  {:<8}  {:<7}  {:<12}  {:<24}  NAME", "KEY_ID", "STATUS", "ROLE", "ENVIRONMENT", "LAST_USED");
+                println!(
+                    "{:<30}  {:<8}  {:<7}  {:<12}  {:<24}  NAME",
+                    "KEY_ID", "STATUS", "ROLE", "ENVIRONMENT", "LAST_USED"
+                );
                 for v in &views {
                     println!(
                         "{:<30}  {:<8}  {:<7}  {:<12}  {:<24}  {}",

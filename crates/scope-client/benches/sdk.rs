@@ -59,11 +59,7 @@ fn local_server(rt: &tokio::runtime::Runtime) -> String {
 }
 
 fn client(url: &str) -> Client {
-    Client::builder()
-        .credentials(ClientCredentials::new(ORG, KEY, secret()).unwrap())
-        .api_url(url)
-        .build()
-        .unwrap()
+    Client::builder().credentials(ClientCredentials::new(ORG, KEY, secret()).unwrap()).api_url(url).build().unwrap()
 }
 
 fn cache_hit(c: &mut Criterion) {

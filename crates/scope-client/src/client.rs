@@ -15,8 +15,8 @@ use tracing::Instrument;
 
 use crate::cache::{with_key, PromptCache};
 use crate::config::{
-    check_environment, lookup_nonblank, parse_base_url, parse_seconds, process_env, ClientCredentials,
-    DEFAULT_API_URL, ENV_API_URL, ENV_AUTH_API_URL, ENV_ENVIRONMENT, ENV_TOKEN_REFRESH_BUFFER,
+    check_environment, lookup_nonblank, parse_base_url, parse_seconds, process_env, ClientCredentials, DEFAULT_API_URL,
+    ENV_API_URL, ENV_AUTH_API_URL, ENV_ENVIRONMENT, ENV_TOKEN_REFRESH_BUFFER,
 };
 use crate::error::{ApiError, ConfigError, Error};
 use crate::hooks::{ErrorEvent, Hooks, RequestEvent, ResponseEvent};
@@ -278,7 +278,9 @@ impl ClientBuilder {
             None => None,
         };
         let env_header = match &environment {
-            Some(e) => Some(HeaderValue::from_str(e).map_err(|_| ConfigError::new("environment", "invalid header value"))?),
+            Some(e) => {
+                Some(HeaderValue::from_str(e).map_err(|_| ConfigError::new("environment", "invalid header value"))?)
+            }
             None => None,
         };
         if self.timeout.is_zero() {
@@ -508,9 +510,8 @@ impl Client {
     fn prompt_url(&self, name: &str, selector: Selector<'_>) -> Result<Url, Error> {
         let mut url = self.inner.api_base.clone();
         {
-            let mut segs = url
-                .path_segments_mut()
-                .map_err(|_| ConfigError::new("api_url", "cannot be used as a base URL"))?;
+            let mut segs =
+                url.path_segments_mut().map_err(|_| ConfigError::new("api_url", "cannot be used as a base URL"))?;
             segs.pop_if_empty().push("prompts").push(name);
             match selector {
                 Selector::Label(l) => segs.push(l),

@@ -169,10 +169,8 @@ pub(crate) fn parse_base_url(raw: &str, name: &str, strip_api_suffix: bool) -> R
 
 /// A number of seconds (integer or decimal, not negative).
 pub(crate) fn parse_seconds(raw: &str, name: &str) -> Result<Duration, ConfigError> {
-    let v: f64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| ConfigError::new(name, format!("'{raw}' is not a number of seconds")))?;
+    let v: f64 =
+        raw.trim().parse().map_err(|_| ConfigError::new(name, format!("'{raw}' is not a number of seconds")))?;
     if !(0.0..=1.0e9).contains(&v) {
         return Err(ConfigError::new(name, format!("'{raw}' must be a non-negative number of seconds")));
     }

@@ -181,10 +181,7 @@ impl Error {
     /// timeout or a connection failure): what the SDK retries, and what
     /// stale-if-error covers.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Error::RateLimited { .. } | Error::Server(_) | Error::Connection { .. } | Error::Timeout { .. }
-        )
+        matches!(self, Error::RateLimited { .. } | Error::Server(_) | Error::Connection { .. } | Error::Timeout { .. })
     }
 }
 

@@ -134,9 +134,8 @@ impl PromptVersion {
     /// The whole metadata object decoded as `T` (a struct of the fields your
     /// application keeps there, say `model` and `temperature`).
     pub fn metadata_as<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        T::deserialize(serde_json::Value::Object(self.metadata.clone())).map_err(|e| {
-            Error::Decode(ApiError::client_side(format!("metadata of prompt '{}': {e}", self.name)))
-        })
+        T::deserialize(serde_json::Value::Object(self.metadata.clone()))
+            .map_err(|e| Error::Decode(ApiError::client_side(format!("metadata of prompt '{}': {e}", self.name))))
     }
 }
 

@@ -178,7 +178,12 @@ impl TokenManager {
                 "client_id": creds.key_id(),
                 "client_secret": creds.secret().expose_secret(),
             });
-            let req = Request { method: Method::POST, url: &self.login_url, body: Some(&body), target: Target::TokenExchange };
+            let req = Request {
+                method: Method::POST,
+                url: &self.login_url,
+                body: Some(&body),
+                target: Target::TokenExchange,
+            };
             match transport.send_unauthenticated::<TokenResponse>(&req).await {
                 Ok(r) => return parse_token(r),
                 Err(Error::NotFound(_)) => {
@@ -193,7 +198,8 @@ impl TokenManager {
             "key_id": creds.key_id(),
             "key_secret": creds.secret().expose_secret(),
         });
-        let req = Request { method: Method::POST, url: &self.legacy_url, body: Some(&body), target: Target::TokenExchange };
+        let req =
+            Request { method: Method::POST, url: &self.legacy_url, body: Some(&body), target: Target::TokenExchange };
         let r = transport.send_unauthenticated::<TokenResponse>(&req).await.map_err(|e| match e {
             Error::NotFound(mut d) => {
                 d.message = format!(

@@ -210,8 +210,8 @@ impl Transport {
                     retry_after: None,
                 });
             }
-            let retry_after = header_str(&headers, RETRY_AFTER.as_str())
-                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            let retry_after =
+                header_str(&headers, RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, SystemTime::now()));
             Err(Failure {
                 error: error_from_status(status, &body, rid, retry_after, req.target),
                 unauthorized: status == 401 && bearer.is_some(),
@@ -297,10 +297,7 @@ pub(crate) fn error_from_status(
     let message = nested.message.or(parsed.message).unwrap_or_else(|| {
         let text = String::from_utf8_lossy(body);
         let text = text.trim();
-        let reason = reqwest::StatusCode::from_u16(status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-            .unwrap_or("error");
+        let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("error");
         if text.is_empty() {
             reason.to_owned()
         } else {

@@ -64,7 +64,16 @@ impl Scope {
         let db = format!("sqlite://{}", dir.path().join("scope.db").display());
 
         let out = Command::new(&bin)
-            .args(["--database", &db, "init", "--org-name", "SDK tests", "--admin-email", "admin@example.com", "--json"])
+            .args([
+                "--database",
+                &db,
+                "init",
+                "--org-name",
+                "SDK tests",
+                "--admin-email",
+                "admin@example.com",
+                "--json",
+            ])
             .env("SCOPE_DATA_DIR", dir.path())
             .stdin(Stdio::null())
             .output()
@@ -307,7 +316,7 @@ async fn cache_hits_do_not_reach_the_server() {
         .unwrap();
     let first = client.get_prompt_version("greeting").await.unwrap();
     assert_eq!(requests.load(Ordering::SeqCst), 2); // exchange + fetch
-    // Stop the server: only the cache can answer now.
+                                                    // Stop the server: only the cache can answer now.
     scope._child.kill().await.unwrap();
     for _ in 0..100 {
         let again = client.get_prompt_version("greeting").await.unwrap();

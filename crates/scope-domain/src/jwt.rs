@@ -166,8 +166,8 @@ impl KeySet {
         let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(JwtError::Malformed);
         };
-        let header: Header =
-            serde_json::from_slice(&B64.decode(h).map_err(|_| JwtError::Malformed)?).map_err(|_| JwtError::Malformed)?;
+        let header: Header = serde_json::from_slice(&B64.decode(h).map_err(|_| JwtError::Malformed)?)
+            .map_err(|_| JwtError::Malformed)?;
         if header.alg != "EdDSA" {
             return Err(JwtError::Algorithm);
         }
@@ -177,8 +177,8 @@ impl KeySet {
         let sig = Signature::from_slice(&sig_bytes).map_err(|_| JwtError::Signature)?;
         let signed_len = h.len() + 1 + c.len();
         key.verify(&token.as_bytes()[..signed_len], &sig).map_err(|_| JwtError::Signature)?;
-        let claims: Claims =
-            serde_json::from_slice(&B64.decode(c).map_err(|_| JwtError::Malformed)?).map_err(|_| JwtError::Malformed)?;
+        let claims: Claims = serde_json::from_slice(&B64.decode(c).map_err(|_| JwtError::Malformed)?)
+            .map_err(|_| JwtError::Malformed)?;
         if claims.iss != issuer {
             return Err(JwtError::Issuer);
         }

@@ -35,10 +35,7 @@ impl VersionStatus {
     pub fn check_editable(self) -> Result<(), DomainError> {
         match self {
             VersionStatus::Draft => Ok(()),
-            other => Err(DomainError::conflict(format!(
-                "version is {}; only drafts can be edited",
-                other.as_str()
-            ))),
+            other => Err(DomainError::conflict(format!("version is {}; only drafts can be edited", other.as_str()))),
         }
     }
 

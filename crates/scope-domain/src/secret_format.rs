@@ -14,8 +14,7 @@ pub const TOTAL_LEN: usize = PREFIX.len() + BODY_LEN + 1 + CHECKSUM_LEN;
 /// The regular expression secret scanners can use (published in the README).
 pub const SCAN_REGEX: &str = r"\bsecret_[0-9A-Za-z]{43}_[0-9A-Za-z]{6}\b";
 
-pub(crate) const BASE62: &[u8; 62] =
-    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+pub(crate) const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// Base62 of a CRC32, left-padded with '0' to six characters.
 pub fn checksum(payload: &str) -> String {

@@ -116,8 +116,7 @@ impl Template {
         K: Borrow<str> + Hash + Eq,
         V: AsRef<str>,
     {
-        let missing: Vec<String> =
-            self.variables.iter().filter(|v| !vars.contains_key(v.as_str())).cloned().collect();
+        let missing: Vec<String> = self.variables.iter().filter(|v| !vars.contains_key(v.as_str())).cloned().collect();
         if !missing.is_empty() {
             return Err(RenderError::Missing(missing));
         }

@@ -10,9 +10,7 @@ use serde::Serialize;
 use crate::service::api_keys::review_reasons;
 
 pub fn ts(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn ts_opt(ms: Option<i64>) -> Option<String> {

@@ -81,7 +81,14 @@ pub trait Store: Send + Sync + 'static {
     async fn list_api_keys(&self, org: OrgId, query: &KeyListQuery) -> StoreResult<Vec<ApiKeyRow>>;
 
     /// Sets `revoked_at`/`revoked_by` unless already revoked; returns the row.
-    async fn revoke_api_key(&self, org: OrgId, key: KeyId, by: &str, now_ms: i64, audit: &AuditRow) -> StoreResult<ApiKeyRow>;
+    async fn revoke_api_key(
+        &self,
+        org: OrgId,
+        key: KeyId,
+        by: &str,
+        now_ms: i64,
+        audit: &AuditRow,
+    ) -> StoreResult<ApiKeyRow>;
 
     /// Inserts `successor` and sets the old key's `expires_at` to
     /// `min(existing, old_expires_at)`, in one transaction. Fails with
@@ -126,7 +133,14 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_prompts(&self, org: OrgId, query: &PromptListQuery) -> StoreResult<Vec<PromptSummary>>;
 
-    async fn update_prompt(&self, org: OrgId, prompt: PromptId, patch: &PromptPatch, now_ms: i64, audit: &AuditRow) -> StoreResult<()>;
+    async fn update_prompt(
+        &self,
+        org: OrgId,
+        prompt: PromptId,
+        patch: &PromptPatch,
+        now_ms: i64,
+        audit: &AuditRow,
+    ) -> StoreResult<()>;
 
     /// Deletes the prompt with its versions and history.
     async fn delete_prompt(&self, org: OrgId, prompt: PromptId, audit: &AuditRow) -> StoreResult<()>;
@@ -135,7 +149,13 @@ pub trait Store: Send + Sync + 'static {
     /// When `new.copy_from` is set, unset fields are copied from that version
     /// of the same prompt (`NotFound` if it is not one). The row's `version`
     /// field is ignored and assigned here. Returns the stored row.
-    async fn create_version(&self, org: OrgId, prompt: PromptId, new: &NewVersion, audit: &AuditRow) -> StoreResult<VersionRow>;
+    async fn create_version(
+        &self,
+        org: OrgId,
+        prompt: PromptId,
+        new: &NewVersion,
+        audit: &AuditRow,
+    ) -> StoreResult<VersionRow>;
 
     async fn get_version(&self, org: OrgId, prompt: PromptId, version: VersionId) -> StoreResult<VersionRow>;
 
@@ -146,21 +166,49 @@ pub trait Store: Send + Sync + 'static {
     async fn latest_version(&self, org: OrgId, prompt: PromptId) -> StoreResult<Option<VersionRow>>;
 
     /// Newest first.
-    async fn list_versions(&self, org: OrgId, prompt: PromptId, query: &VersionListQuery) -> StoreResult<Vec<VersionRow>>;
+    async fn list_versions(
+        &self,
+        org: OrgId,
+        prompt: PromptId,
+        query: &VersionListQuery,
+    ) -> StoreResult<Vec<VersionRow>>;
 
     /// Edits a draft; `Domain(conflict)` when it is not a draft (checked
     /// inside the transaction).
-    async fn update_draft(&self, org: OrgId, prompt: PromptId, version: VersionId, patch: &DraftPatch, now_ms: i64, audit: &AuditRow) -> StoreResult<VersionRow>;
+    async fn update_draft(
+        &self,
+        org: OrgId,
+        prompt: PromptId,
+        version: VersionId,
+        patch: &DraftPatch,
+        now_ms: i64,
+        audit: &AuditRow,
+    ) -> StoreResult<VersionRow>;
 
     /// Atomically: target → published, previous published → archived (or
     /// draft), a promotion-history row, the audit row. Exactly one published
     /// version per prompt, also under concurrent calls. Promoting the version
     /// that is already published changes nothing and returns it.
-    async fn promote(&self, org: OrgId, prompt: PromptId, version: VersionId, req: &PromoteRequest, audit: &AuditRow) -> StoreResult<VersionRow>;
+    async fn promote(
+        &self,
+        org: OrgId,
+        prompt: PromptId,
+        version: VersionId,
+        req: &PromoteRequest,
+        audit: &AuditRow,
+    ) -> StoreResult<VersionRow>;
 
     /// Archive (`to_archived = true`) or unarchive, following
     /// [`scope_domain::VersionStatus`] rules inside the transaction.
-    async fn set_archived(&self, org: OrgId, prompt: PromptId, version: VersionId, to_archived: bool, now_ms: i64, audit: &AuditRow) -> StoreResult<VersionRow>;
+    async fn set_archived(
+        &self,
+        org: OrgId,
+        prompt: PromptId,
+        version: VersionId,
+        to_archived: bool,
+        now_ms: i64,
+        audit: &AuditRow,
+    ) -> StoreResult<VersionRow>;
 
     /// Newest first.
     async fn list_promotions(&self, org: OrgId, prompt: PromptId, query: &PageQuery) -> StoreResult<Vec<PromotionRow>>;
@@ -204,4 +252,3 @@ pub trait Store: Send + Sync + 'static {
         Err(StoreError::Internal("bulk import is not supported by this backend".into()))
     }
 }
-

@@ -17,8 +17,7 @@ use async_trait::async_trait;
 use scope_domain::{DomainError, KeyId, OrgId, PromptId, Role, VersionId, VersionStatus};
 use sqlx::error::ErrorKind;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Sqlite};
 
@@ -37,8 +36,7 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 /// The next value of the key gate sequence.
 const NEXT_CHANGE_SEQ: &str = "(SELECT COALESCE(MAX(change_seq), 0) + 1 FROM api_keys)";
 
-const KEY_COLUMNS: &str =
-    "SELECT key_id, org_id, name, environment, role, secret_digest, created_at, created_by, \
+const KEY_COLUMNS: &str = "SELECT key_id, org_id, name, environment, role, secret_digest, created_at, created_by, \
      expires_at, last_used_at, revoked_at, revoked_by, rotated_from FROM api_keys";
 
 const PROMPT_SELECT: &str = "SELECT p.prompt_id, p.org_id, p.name, p.description, p.tags, p.created_at, \
@@ -53,12 +51,10 @@ const VERSION_SELECT: &str = "SELECT v.version_id, v.prompt_id, v.org_id, p.name
      v.promoted_at, v.promoted_by \
      FROM prompt_versions v JOIN prompts p ON p.prompt_id = v.prompt_id AND p.org_id = v.org_id";
 
-const PROMOTION_COLUMNS: &str =
-    "SELECT promotion_id, prompt_id, version_id, version, previous_version_id, \
+const PROMOTION_COLUMNS: &str = "SELECT promotion_id, prompt_id, version_id, version, previous_version_id, \
      previous_version, promoted_by, promoted_at, notes FROM promotions";
 
-const AUDIT_COLUMNS: &str =
-    "SELECT event_id, org_id, actor, action, target, at, details FROM audit_events";
+const AUDIT_COLUMNS: &str = "SELECT event_id, org_id, actor, action, target, at, details FROM audit_events";
 
 const SIGNING_COLUMNS: &str =
     "SELECT kid, public_key, private_key, encrypted, created_at, retired_at FROM signing_keys";
@@ -86,16 +82,13 @@ impl SqliteStore {
         if !in_memory {
             if let Some(parent) = options.get_filename().parent() {
                 if parent != Path::new("") && !parent.exists() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        StoreError::Internal(format!("cannot create the database directory: {e}"))
-                    })?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| StoreError::Internal(format!("cannot create the database directory: {e}")))?;
                 }
             }
         }
 
-        let mut write_opts = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(if in_memory { 1 } else { 0 });
+        let mut write_opts = SqlitePoolOptions::new().max_connections(1).min_connections(if in_memory { 1 } else { 0 });
         if in_memory {
             // The database lives as long as a connection to it does.
             write_opts = write_opts.idle_timeout(None).max_lifetime(None);
@@ -138,9 +131,7 @@ fn db_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::RowNotFound => return StoreError::NotFound,
         sqlx::Error::Database(db) => match db.kind() {
-            ErrorKind::UniqueViolation => {
-                return StoreError::Conflict(conflict_message(db.message()).to_owned())
-            }
+            ErrorKind::UniqueViolation => return StoreError::Conflict(conflict_message(db.message()).to_owned()),
             ErrorKind::CheckViolation => {
                 return StoreError::Domain(DomainError::bad_request(check_message(db.message())))
             }
@@ -196,8 +187,7 @@ fn parse_id<T: FromStr>(s: &str, what: &str) -> StoreResult<T> {
 }
 
 fn json_text(value: &impl serde::Serialize) -> StoreResult<String> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::Internal(format!("cannot encode JSON: {e}")))
+    serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("cannot encode JSON: {e}")))
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> StoreResult<T> {
@@ -212,10 +202,7 @@ fn invalid_cursor() -> StoreError {
 fn id_cursor<T: FromStr + ToString>(cursor: &Option<String>) -> StoreResult<Option<String>> {
     match cursor {
         None => Ok(None),
-        Some(c) => c
-            .parse::<T>()
-            .map(|id| Some(id.to_string()))
-            .map_err(|_| invalid_cursor()),
+        Some(c) => c.parse::<T>().map(|id| Some(id.to_string())).map_err(|_| invalid_cursor()),
     }
 }
 
@@ -226,8 +213,7 @@ fn text_cursor(cursor: &Option<String>) -> StoreResult<Option<String>> {
         Some(c) => {
             let ok = !c.is_empty()
                 && c.len() <= 128
-                && c.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
             if ok {
                 Ok(Some(c.clone()))
             } else {
@@ -269,11 +255,7 @@ struct RawOrg {
 
 impl RawOrg {
     fn into_row(self) -> StoreResult<OrgRow> {
-        Ok(OrgRow {
-            org_id: parse_id(&self.org_id, "org id")?,
-            name: self.name,
-            created_at: self.created_at,
-        })
+        Ok(OrgRow { org_id: parse_id(&self.org_id, "org id")?, name: self.name, created_at: self.created_at })
     }
 }
 
@@ -296,11 +278,7 @@ struct RawKey {
 
 impl RawKey {
     fn into_row(self) -> StoreResult<ApiKeyRow> {
-        let secret_digest: [u8; 32] = self
-            .secret_digest
-            .as_slice()
-            .try_into()
-            .map_err(|_| corrupt("secret digest"))?;
+        let secret_digest: [u8; 32] = self.secret_digest.as_slice().try_into().map_err(|_| corrupt("secret digest"))?;
         Ok(ApiKeyRow {
             key_id: parse_id(&self.key_id, "key id")?,
             org_id: parse_id(&self.org_id, "org id")?,
@@ -314,11 +292,7 @@ impl RawKey {
             last_used_at: self.last_used_at,
             revoked_at: self.revoked_at,
             revoked_by: self.revoked_by,
-            rotated_from: self
-                .rotated_from
-                .as_deref()
-                .map(|s| parse_id(s, "rotated_from"))
-                .transpose()?,
+            rotated_from: self.rotated_from.as_deref().map(|s| parse_id(s, "rotated_from")).transpose()?,
         })
     }
 }
@@ -433,11 +407,7 @@ impl RawPromotion {
             prompt_id: parse_id(&self.prompt_id, "prompt id")?,
             version_id: parse_id(&self.version_id, "version id")?,
             version: self.version,
-            previous_version_id: self
-                .previous_version_id
-                .as_deref()
-                .map(|s| parse_id(s, "version id"))
-                .transpose()?,
+            previous_version_id: self.previous_version_id.as_deref().map(|s| parse_id(s, "version id")).transpose()?,
             previous_version: self.previous_version,
             promoted_by: self.promoted_by,
             promoted_at: self.promoted_at,
@@ -543,11 +513,7 @@ async fn insert_key(conn: &mut SqliteConnection, k: &ApiKeyRow) -> StoreResult<(
     Ok(())
 }
 
-async fn fetch_key(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    key: KeyId,
-) -> StoreResult<Option<ApiKeyRow>> {
+async fn fetch_key(conn: &mut SqliteConnection, org: OrgId, key: KeyId) -> StoreResult<Option<ApiKeyRow>> {
     let sql = format!("{KEY_COLUMNS} WHERE org_id = ?1 AND key_id = ?2");
     sqlx::query_as::<_, RawKey>(&sql)
         .bind(org.to_string())
@@ -565,8 +531,7 @@ async fn fetch_version(
     prompt: PromptId,
     version: VersionId,
 ) -> StoreResult<Option<VersionRow>> {
-    let sql =
-        format!("{VERSION_SELECT} WHERE v.org_id = ?1 AND v.prompt_id = ?2 AND v.version_id = ?3");
+    let sql = format!("{VERSION_SELECT} WHERE v.org_id = ?1 AND v.prompt_id = ?2 AND v.version_id = ?3");
     sqlx::query_as::<_, RawVersion>(&sql)
         .bind(org.to_string())
         .bind(prompt.to_string())
@@ -598,12 +563,7 @@ async fn version_status(
     VersionStatus::parse(&status).ok_or_else(|| corrupt("status"))
 }
 
-async fn touch_prompt(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    prompt: PromptId,
-    now_ms: i64,
-) -> StoreResult<()> {
+async fn touch_prompt(conn: &mut SqliteConnection, org: OrgId, prompt: PromptId, now_ms: i64) -> StoreResult<()> {
     sqlx::query("UPDATE prompts SET updated_at = ?1 WHERE org_id = ?2 AND prompt_id = ?3")
         .bind(now_ms)
         .bind(org.to_string())
@@ -626,20 +586,11 @@ impl Store for SqliteStore {
     // ---- organizations and users ---------------------------------------------------
 
     async fn is_initialized(&self) -> StoreResult<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM orgs)")
-            .fetch_one(&self.read)
-            .await
-            .db()?;
+        let n: i64 = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM orgs)").fetch_one(&self.read).await.db()?;
         Ok(n != 0)
     }
 
-    async fn create_org(
-        &self,
-        org: &OrgRow,
-        admin: &UserRow,
-        key: &ApiKeyRow,
-        audit: &[AuditRow],
-    ) -> StoreResult<()> {
+    async fn create_org(&self, org: &OrgRow, admin: &UserRow, key: &ApiKeyRow, audit: &[AuditRow]) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO orgs (org_id, name, created_at) VALUES (?1, ?2, ?3)")
             .bind(org.org_id.to_string())
@@ -689,9 +640,7 @@ impl Store for SqliteStore {
 
     async fn get_api_key(&self, org: OrgId, key: KeyId) -> StoreResult<ApiKeyRow> {
         let mut conn = self.read.acquire().await.db()?;
-        fetch_key(&mut conn, org, key)
-            .await?
-            .ok_or(StoreError::NotFound)
+        fetch_key(&mut conn, org, key).await?.ok_or(StoreError::NotFound)
     }
 
     async fn find_api_key(&self, key: KeyId) -> StoreResult<Option<ApiKeyRow>> {
@@ -723,19 +672,11 @@ impl Store for SqliteStore {
                 qb.push(" AND revoked_at IS NOT NULL");
             }
             Some(KeyStatus::Expired) => {
-                qb.push(" AND revoked_at IS NULL AND expires_at <= ")
-                    .push_bind(query.now_ms);
+                qb.push(" AND revoked_at IS NULL AND expires_at <= ").push_bind(query.now_ms);
             }
         }
-        qb.push(" ORDER BY key_id DESC LIMIT ")
-            .push_bind(i64::from(query.page.limit));
-        qb.build_query_as::<RawKey>()
-            .fetch_all(&self.read)
-            .await
-            .db()?
-            .into_iter()
-            .map(RawKey::into_row)
-            .collect()
+        qb.push(" ORDER BY key_id DESC LIMIT ").push_bind(i64::from(query.page.limit));
+        qb.build_query_as::<RawKey>().fetch_all(&self.read).await.db()?.into_iter().map(RawKey::into_row).collect()
     }
 
     async fn revoke_api_key(
@@ -760,9 +701,7 @@ impl Store for SqliteStore {
             .await
             .db()?
             .rows_affected();
-        let row = fetch_key(&mut tx, org, key)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = fetch_key(&mut tx, org, key).await?.ok_or(StoreError::NotFound)?;
         if changed == 0 {
             // Already revoked: nothing changes, nothing is audited.
             tx.rollback().await.db()?;
@@ -782,35 +721,21 @@ impl Store for SqliteStore {
         audit: &AuditRow,
     ) -> StoreResult<ApiKeyRow> {
         if successor.org_id != org {
-            return Err(StoreError::Internal(
-                "the successor key belongs to another organization".into(),
-            ));
+            return Err(StoreError::Internal("the successor key belongs to another organization".into()));
         }
         let mut tx = self.begin().await?;
-        let current = fetch_key(&mut tx, org, old)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let current = fetch_key(&mut tx, org, old).await?.ok_or(StoreError::NotFound)?;
         if current.revoked_at.is_some() {
             return Err(StoreError::Conflict("the API key is revoked".into()));
         }
         insert_key(&mut tx, successor).await?;
-        let expires_at = current
-            .expires_at
-            .map_or(old_expires_at, |e| e.min(old_expires_at));
+        let expires_at = current.expires_at.map_or(old_expires_at, |e| e.min(old_expires_at));
         let sql = format!(
             "UPDATE api_keys SET expires_at = ?1, change_seq = {NEXT_CHANGE_SEQ} WHERE org_id = ?2 AND key_id = ?3"
         );
-        sqlx::query(&sql)
-            .bind(expires_at)
-            .bind(org.to_string())
-            .bind(old.to_string())
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        sqlx::query(&sql).bind(expires_at).bind(org.to_string()).bind(old.to_string()).execute(&mut *tx).await.db()?;
         insert_audit(&mut tx, audit).await?;
-        let row = fetch_key(&mut tx, org, old)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = fetch_key(&mut tx, org, old).await?.ok_or(StoreError::NotFound)?;
         tx.commit().await.db()?;
         Ok(row)
     }
@@ -845,21 +770,15 @@ impl Store for SqliteStore {
         tx.commit().await.db()
     }
 
-    async fn key_usage(
-        &self,
-        org: OrgId,
-        key: KeyId,
-        since_day: &str,
-    ) -> StoreResult<Vec<UsageDay>> {
+    async fn key_usage(&self, org: OrgId, key: KeyId, since_day: &str) -> StoreResult<Vec<UsageDay>> {
         let mut conn = self.read.acquire().await.db()?;
-        let exists: i64 = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE org_id = ?1 AND key_id = ?2)",
-        )
-        .bind(org.to_string())
-        .bind(key.to_string())
-        .fetch_one(&mut *conn)
-        .await
-        .db()?;
+        let exists: i64 =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE org_id = ?1 AND key_id = ?2)")
+                .bind(org.to_string())
+                .bind(key.to_string())
+                .fetch_one(&mut *conn)
+                .await
+                .db()?;
         if exists == 0 {
             return Err(StoreError::NotFound);
         }
@@ -873,13 +792,7 @@ impl Store for SqliteStore {
         .fetch_all(&mut *conn)
         .await
         .db()?;
-        Ok(rows
-            .into_iter()
-            .map(|(day, count)| UsageDay {
-                day,
-                count: u64::try_from(count).unwrap_or(0),
-            })
-            .collect())
+        Ok(rows.into_iter().map(|(day, count)| UsageDay { day, count: u64::try_from(count).unwrap_or(0) }).collect())
     }
 
     async fn prune_key_usage(&self, before_day: &str) -> StoreResult<u64> {
@@ -932,12 +845,7 @@ impl Store for SqliteStore {
 
     // ---- prompts and versions --------------------------------------------------------
 
-    async fn create_prompt(
-        &self,
-        prompt: &PromptRow,
-        v1: &VersionRow,
-        audit: &AuditRow,
-    ) -> StoreResult<()> {
+    async fn create_prompt(&self, prompt: &PromptRow, v1: &VersionRow, audit: &AuditRow) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO prompts (prompt_id, org_id, name, description, tags, next_version, created_at, updated_at, created_by) \
@@ -979,11 +887,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_prompt(&self, org: OrgId, name_or_id: &str) -> StoreResult<PromptSummary> {
-        let by_id = if PromptId::looks_like(name_or_id) {
-            name_or_id.parse::<PromptId>().ok()
-        } else {
-            None
-        };
+        let by_id = if PromptId::looks_like(name_or_id) { name_or_id.parse::<PromptId>().ok() } else { None };
         let raw = match by_id {
             Some(id) => {
                 let sql = format!("{PROMPT_SELECT} WHERE p.org_id = ?1 AND p.prompt_id = ?2");
@@ -1007,11 +911,7 @@ impl Store for SqliteStore {
         raw.ok_or(StoreError::NotFound)?.into_summary()
     }
 
-    async fn list_prompts(
-        &self,
-        org: OrgId,
-        query: &PromptListQuery,
-    ) -> StoreResult<Vec<PromptSummary>> {
+    async fn list_prompts(&self, org: OrgId, query: &PromptListQuery) -> StoreResult<Vec<PromptSummary>> {
         let cursor = id_cursor::<PromptId>(&query.page.cursor)?;
         let mut qb = QueryBuilder::<Sqlite>::new(PROMPT_SELECT);
         qb.push(" WHERE p.org_id = ").push_bind(org.to_string());
@@ -1031,8 +931,7 @@ impl Store for SqliteStore {
                 .push_bind(pattern)
                 .push(" ESCAPE '\\')");
         }
-        qb.push(" ORDER BY p.prompt_id DESC LIMIT ")
-            .push_bind(i64::from(query.page.limit));
+        qb.push(" ORDER BY p.prompt_id DESC LIMIT ").push_bind(i64::from(query.page.limit));
         qb.build_query_as::<RawPrompt>()
             .fetch_all(&self.read)
             .await
@@ -1072,12 +971,7 @@ impl Store for SqliteStore {
         tx.commit().await.db()
     }
 
-    async fn delete_prompt(
-        &self,
-        org: OrgId,
-        prompt: PromptId,
-        audit: &AuditRow,
-    ) -> StoreResult<()> {
+    async fn delete_prompt(&self, org: OrgId, prompt: PromptId, audit: &AuditRow) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let n = sqlx::query("DELETE FROM prompts WHERE org_id = ?1 AND prompt_id = ?2")
             .bind(org.to_string())
@@ -1101,29 +995,19 @@ impl Store for SqliteStore {
         audit: &AuditRow,
     ) -> StoreResult<VersionRow> {
         let mut tx = self.begin().await?;
-        let next: i64 = sqlx::query_scalar(
-            "SELECT next_version FROM prompts WHERE org_id = ?1 AND prompt_id = ?2",
-        )
-        .bind(org.to_string())
-        .bind(prompt.to_string())
-        .fetch_optional(&mut *tx)
-        .await
-        .db()?
-        .ok_or(StoreError::NotFound)?;
+        let next: i64 = sqlx::query_scalar("SELECT next_version FROM prompts WHERE org_id = ?1 AND prompt_id = ?2")
+            .bind(org.to_string())
+            .bind(prompt.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?
+            .ok_or(StoreError::NotFound)?;
 
         let source = match new.copy_from {
-            Some(from) => Some(
-                fetch_version(&mut tx, org, prompt, from)
-                    .await?
-                    .ok_or(StoreError::NotFound)?,
-            ),
+            Some(from) => Some(fetch_version(&mut tx, org, prompt, from).await?.ok_or(StoreError::NotFound)?),
             None => None,
         };
-        let content = new
-            .content
-            .clone()
-            .or_else(|| source.as_ref().map(|s| s.content.clone()))
-            .unwrap_or_default();
+        let content = new.content.clone().or_else(|| source.as_ref().map(|s| s.content.clone())).unwrap_or_default();
         let prompt_type = new
             .prompt_type
             .clone()
@@ -1165,33 +1049,18 @@ impl Store for SqliteStore {
         .await
         .db()?;
         insert_audit(&mut tx, audit).await?;
-        let row = fetch_version(&mut tx, org, prompt, new.version_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = fetch_version(&mut tx, org, prompt, new.version_id).await?.ok_or(StoreError::NotFound)?;
         tx.commit().await.db()?;
         Ok(row)
     }
 
-    async fn get_version(
-        &self,
-        org: OrgId,
-        prompt: PromptId,
-        version: VersionId,
-    ) -> StoreResult<VersionRow> {
+    async fn get_version(&self, org: OrgId, prompt: PromptId, version: VersionId) -> StoreResult<VersionRow> {
         let mut conn = self.read.acquire().await.db()?;
-        fetch_version(&mut conn, org, prompt, version)
-            .await?
-            .ok_or(StoreError::NotFound)
+        fetch_version(&mut conn, org, prompt, version).await?.ok_or(StoreError::NotFound)
     }
 
-    async fn production_version(
-        &self,
-        org: OrgId,
-        prompt: PromptId,
-    ) -> StoreResult<Option<VersionRow>> {
-        let sql = format!(
-            "{VERSION_SELECT} WHERE v.org_id = ?1 AND v.prompt_id = ?2 AND v.status = 'published'"
-        );
+    async fn production_version(&self, org: OrgId, prompt: PromptId) -> StoreResult<Option<VersionRow>> {
+        let sql = format!("{VERSION_SELECT} WHERE v.org_id = ?1 AND v.prompt_id = ?2 AND v.status = 'published'");
         sqlx::query_as::<_, RawVersion>(&sql)
             .bind(org.to_string())
             .bind(prompt.to_string())
@@ -1202,11 +1071,7 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn latest_version(
-        &self,
-        org: OrgId,
-        prompt: PromptId,
-    ) -> StoreResult<Option<VersionRow>> {
+    async fn latest_version(&self, org: OrgId, prompt: PromptId) -> StoreResult<Option<VersionRow>> {
         let sql = format!("{VERSION_SELECT} WHERE v.org_id = ?1 AND v.prompt_id = ?2 ORDER BY v.version DESC LIMIT 1");
         sqlx::query_as::<_, RawVersion>(&sql)
             .bind(org.to_string())
@@ -1234,8 +1099,7 @@ impl Store for SqliteStore {
         if !query.include_archived {
             qb.push(" AND v.status <> 'archived'");
         }
-        qb.push(" ORDER BY v.version DESC LIMIT ")
-            .push_bind(i64::from(query.page.limit));
+        qb.push(" ORDER BY v.version DESC LIMIT ").push_bind(i64::from(query.page.limit));
         qb.build_query_as::<RawVersion>()
             .fetch_all(&self.read)
             .await
@@ -1254,16 +1118,11 @@ impl Store for SqliteStore {
         now_ms: i64,
         audit: &AuditRow,
     ) -> StoreResult<VersionRow> {
-        let variables = patch
-            .content
-            .as_deref()
-            .map(|c| json_text(&scope_domain::template::variables(c)))
-            .transpose()?;
+        let variables =
+            patch.content.as_deref().map(|c| json_text(&scope_domain::template::variables(c))).transpose()?;
         let metadata = patch.metadata.as_ref().map(json_text).transpose()?;
         let mut tx = self.begin().await?;
-        version_status(&mut tx, org, prompt, version)
-            .await?
-            .check_editable()?;
+        version_status(&mut tx, org, prompt, version).await?.check_editable()?;
         sqlx::query(
             "UPDATE prompt_versions SET content = COALESCE(?1, content), variables = COALESCE(?2, variables), \
              prompt_type = COALESCE(?3, prompt_type), metadata = COALESCE(?4, metadata), updated_at = ?5 \
@@ -1282,9 +1141,7 @@ impl Store for SqliteStore {
         .db()?;
         touch_prompt(&mut tx, org, prompt, now_ms).await?;
         insert_audit(&mut tx, audit).await?;
-        let row = fetch_version(&mut tx, org, prompt, version)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
         tx.commit().await.db()?;
         Ok(row)
     }
@@ -1298,9 +1155,7 @@ impl Store for SqliteStore {
         audit: &AuditRow,
     ) -> StoreResult<VersionRow> {
         let mut tx = self.begin().await?;
-        let target = fetch_version(&mut tx, org, prompt, version)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let target = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
         if target.status == VersionStatus::Published {
             tx.rollback().await.db()?;
             return Ok(target);
@@ -1362,9 +1217,7 @@ impl Store for SqliteStore {
         .db()?;
         touch_prompt(&mut tx, org, prompt, req.now_ms).await?;
         insert_audit(&mut tx, audit).await?;
-        let row = fetch_version(&mut tx, org, prompt, version)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
         tx.commit().await.db()?;
         Ok(row)
     }
@@ -1380,11 +1233,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<VersionRow> {
         let mut tx = self.begin().await?;
         let current = version_status(&mut tx, org, prompt, version).await?;
-        let next = if to_archived {
-            current.archive()?
-        } else {
-            current.unarchive()?
-        };
+        let next = if to_archived { current.archive()? } else { current.unarchive()? };
         if next != current {
             sqlx::query(
                 "UPDATE prompt_versions SET status = ?1, updated_at = ?2 \
@@ -1401,19 +1250,12 @@ impl Store for SqliteStore {
             touch_prompt(&mut tx, org, prompt, now_ms).await?;
             insert_audit(&mut tx, audit).await?;
         }
-        let row = fetch_version(&mut tx, org, prompt, version)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
         tx.commit().await.db()?;
         Ok(row)
     }
 
-    async fn list_promotions(
-        &self,
-        org: OrgId,
-        prompt: PromptId,
-        query: &PageQuery,
-    ) -> StoreResult<Vec<PromotionRow>> {
+    async fn list_promotions(&self, org: OrgId, prompt: PromptId, query: &PageQuery) -> StoreResult<Vec<PromotionRow>> {
         let cursor = text_cursor(&query.cursor)?;
         let mut qb = QueryBuilder::<Sqlite>::new(PROMOTION_COLUMNS);
         qb.push(" WHERE org_id = ").push_bind(org.to_string());
@@ -1421,8 +1263,7 @@ impl Store for SqliteStore {
         if let Some(c) = cursor {
             qb.push(" AND promotion_id < ").push_bind(c);
         }
-        qb.push(" ORDER BY promotion_id DESC LIMIT ")
-            .push_bind(i64::from(query.limit));
+        qb.push(" ORDER BY promotion_id DESC LIMIT ").push_bind(i64::from(query.limit));
         qb.build_query_as::<RawPromotion>()
             .fetch_all(&self.read)
             .await
@@ -1470,14 +1311,12 @@ impl Store for SqliteStore {
 
     async fn delete_signing_keys_retired_before(&self, before_ms: i64) -> StoreResult<u64> {
         let mut tx = self.begin().await?;
-        let n = sqlx::query(
-            "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < ?1",
-        )
-        .bind(before_ms)
-        .execute(&mut *tx)
-        .await
-        .db()?
-        .rows_affected();
+        let n = sqlx::query("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < ?1")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await
+            .db()?
+            .rows_affected();
         tx.commit().await.db()?;
         Ok(n)
     }
@@ -1491,15 +1330,8 @@ impl Store for SqliteStore {
         if let Some(c) = cursor {
             qb.push(" AND event_id < ").push_bind(c);
         }
-        qb.push(" ORDER BY event_id DESC LIMIT ")
-            .push_bind(i64::from(query.limit));
-        qb.build_query_as::<RawAudit>()
-            .fetch_all(&self.read)
-            .await
-            .db()?
-            .into_iter()
-            .map(RawAudit::into_row)
-            .collect()
+        qb.push(" ORDER BY event_id DESC LIMIT ").push_bind(i64::from(query.limit));
+        qb.build_query_as::<RawAudit>().fetch_all(&self.read).await.db()?.into_iter().map(RawAudit::into_row).collect()
     }
 
     // ---- bulk import -------------------------------------------------------------------
@@ -1509,10 +1341,8 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        let mut seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(change_seq), 0) FROM api_keys")
-            .fetch_one(&mut *tx)
-            .await
-            .db()?;
+        let mut seq: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(change_seq), 0) FROM api_keys").fetch_one(&mut *tx).await.db()?;
         for chunk in keys.chunks(IMPORT_BATCH_ROWS) {
             let mut rows = Vec::with_capacity(chunk.len());
             for k in chunk {
@@ -1632,18 +1462,9 @@ mod tests {
 
     #[test]
     fn cursors_are_validated() {
-        assert!(matches!(
-            number_cursor(&Some("x".into())),
-            Err(StoreError::Domain(_))
-        ));
-        assert!(matches!(
-            id_cursor::<KeyId>(&Some("pmt_x".into())),
-            Err(StoreError::Domain(_))
-        ));
-        assert!(matches!(
-            text_cursor(&Some("a' OR 1".into())),
-            Err(StoreError::Domain(_))
-        ));
+        assert!(matches!(number_cursor(&Some("x".into())), Err(StoreError::Domain(_))));
+        assert!(matches!(id_cursor::<KeyId>(&Some("pmt_x".into())), Err(StoreError::Domain(_))));
+        assert!(matches!(text_cursor(&Some("a' OR 1".into())), Err(StoreError::Domain(_))));
         assert_eq!(number_cursor(&Some("3".into())).ok().flatten(), Some(3));
     }
 }

@@ -37,11 +37,8 @@ mod retries {
         .await;
         let errors = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&errors);
-        let client = server
-            .client()
-            .on_error(move |e| seen.lock().push((e.error.status(), e.will_retry)))
-            .build()
-            .unwrap();
+        let client =
+            server.client().on_error(move |e| seen.lock().push((e.error.status(), e.will_retry))).build().unwrap();
         let started = Instant::now();
         let v = client.get_prompt_version("greeting").await.unwrap();
         let waited = started.elapsed();
@@ -359,12 +356,8 @@ mod tokens {
         assert_eq!(v.name, "greeting");
         assert_eq!(server.exchanges(), 2);
         assert_eq!(server.count(PROD), 2);
-        let bearers: Vec<Option<String>> = server
-            .requests()
-            .iter()
-            .filter(|r| r.path == PROD)
-            .map(|r| r.bearer().map(str::to_owned))
-            .collect();
+        let bearers: Vec<Option<String>> =
+            server.requests().iter().filter(|r| r.path == PROD).map(|r| r.bearer().map(str::to_owned)).collect();
         assert_eq!(bearers, [Some("tok-1".to_owned()), Some("tok-2".to_owned())]);
     }
 
@@ -484,7 +477,8 @@ mod errors {
                 return Reply::token(r.nth + 1, 3600.0);
             }
             if r.path.contains("/drafty/") {
-                Reply::error(404, "not_found", "prompt 'drafty' has no production version").header("X-Request-ID", "rq-7")
+                Reply::error(404, "not_found", "prompt 'drafty' has no production version")
+                    .header("X-Request-ID", "rq-7")
             } else {
                 Reply::error(404, "not_found", "prompt not found")
             }
@@ -614,7 +608,8 @@ mod cache {
         })
         .await;
         let ttl = Duration::from_millis(100);
-        let stale = server.client().cache_ttl(ttl).max_retries(0).stale_if_error(Duration::from_secs(60)).build().unwrap();
+        let stale =
+            server.client().cache_ttl(ttl).max_retries(0).stale_if_error(Duration::from_secs(60)).build().unwrap();
         let strict = server.client().cache_ttl(ttl).max_retries(0).build().unwrap();
         let good = stale.get_prompt_version("greeting").await.unwrap();
         strict.get_prompt_version("greeting").await.unwrap();
@@ -634,15 +629,12 @@ mod cache {
             (true, n) => Reply::token(n + 1, 3600.0),
             (false, 0) => Reply::json(200, prompt_json("greeting", 1, "v")),
             // Refreshes are slow: a caller waiting on one would notice.
-            (false, n) => Reply::json(200, prompt_json("greeting", n as u32 + 1, "v")).delay(Duration::from_millis(300)),
+            (false, n) => {
+                Reply::json(200, prompt_json("greeting", n as u32 + 1, "v")).delay(Duration::from_millis(300))
+            }
         })
         .await;
-        let client = server
-            .client()
-            .cache_ttl(Duration::from_secs(1))
-            .background_refresh_at(0.5)
-            .build()
-            .unwrap();
+        let client = server.client().cache_ttl(Duration::from_secs(1)).background_refresh_at(0.5).build().unwrap();
         assert_eq!(client.get_prompt_version("greeting").await.unwrap().version, 1);
         tokio::time::sleep(Duration::from_millis(600)).await;
         // Past half the TTL: served from the cache at once, refreshed behind.
@@ -668,9 +660,8 @@ mod blocking {
             let client = scope_client::blocking::Client::from_builder(builder).unwrap();
             let v = client.get_prompt_version("greeting").label("latest").send().unwrap();
             let text = client.render_prompt("greeting", &HashMap::from([("name", "Bob")])).unwrap();
-            let strict = client
-                .get_prompt_version("greeting")
-                .render_strict(&HashMap::from([("name", "Bob"), ("extra", "x")]));
+            let strict =
+                client.get_prompt_version("greeting").render_strict(&HashMap::from([("name", "Bob"), ("extra", "x")]));
             (v.version, text, strict)
         });
         let (version, text, strict) = tokio::task::spawn_blocking(move || worker.join().unwrap()).await.unwrap();

@@ -79,9 +79,11 @@ mod config {
 
     #[test]
     fn missing_variables_are_named() {
-        for (drop, expected) in
-            [("SCOPE_ORG_ID", "SCOPE_ORG_ID"), ("SCOPE_API_KEY", "SCOPE_API_KEY"), ("SCOPE_API_SECRET", "SCOPE_API_SECRET")]
-        {
+        for (drop, expected) in [
+            ("SCOPE_ORG_ID", "SCOPE_ORG_ID"),
+            ("SCOPE_API_KEY", "SCOPE_API_KEY"),
+            ("SCOPE_API_SECRET", "SCOPE_API_SECRET"),
+        ] {
             let mut env = base_env();
             env.remove(drop);
             let err = builder(&env).unwrap_err();
@@ -285,7 +287,9 @@ mod prompt {
 
     #[test]
     fn status_helpers() {
-        for (s, d, p, a) in [("draft", true, false, false), ("published", false, true, false), ("archived", false, false, true)] {
+        for (s, d, p, a) in
+            [("draft", true, false, false), ("published", false, true, false), ("archived", false, false, true)]
+        {
             let mut json = prompt_json("n", 1, "x");
             json["status"] = s.into();
             let v: PromptVersion = serde_json::from_value(json).unwrap();

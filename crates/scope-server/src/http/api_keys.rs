@@ -65,19 +65,29 @@ pub async fn list(
 ) -> Result<impl IntoResponse, AppError> {
     let status = match q.status.as_deref() {
         None | Some("") | Some("all") => None,
-        Some(s) => Some(KeyStatus::parse(s).ok_or_else(|| DomainError::bad_request("status must be active, revoked or expired"))?),
+        Some(s) => Some(
+            KeyStatus::parse(s).ok_or_else(|| DomainError::bad_request("status must be active, revoked or expired"))?,
+        ),
     };
     let pg = api_keys::list(&app, &p, status, page(q.limit, q.cursor)?).await?;
     let now = now_ms();
     Ok(Json(ListView { data: pg.data.iter().map(|k| ApiKeyView::new(k, now)).collect(), next_cursor: pg.next_cursor }))
 }
 
-pub async fn get(State(app): State<Arc<App>>, p: Principal, ApiPath(key_id): ApiPath<String>) -> Result<impl IntoResponse, AppError> {
+pub async fn get(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    ApiPath(key_id): ApiPath<String>,
+) -> Result<impl IntoResponse, AppError> {
     let k = api_keys::get(&app, &p, &key_id).await?;
     Ok(Json(ApiKeyView::new(&k, now_ms())))
 }
 
-pub async fn revoke(State(app): State<Arc<App>>, p: Principal, ApiPath(key_id): ApiPath<String>) -> Result<impl IntoResponse, AppError> {
+pub async fn revoke(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    ApiPath(key_id): ApiPath<String>,
+) -> Result<impl IntoResponse, AppError> {
     let k = api_keys::revoke(&app, &p, &key_id).await?;
     Ok(Json(ApiKeyView::new(&k, now_ms())))
 }

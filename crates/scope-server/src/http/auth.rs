@@ -92,8 +92,8 @@ pub async fn oauth_token(
     if !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
         return Err(DomainError::bad_request("expected Content-Type: application/x-www-form-urlencoded").into());
     }
-    let form: OAuthForm = serde_urlencoded::from_bytes(&body)
-        .map_err(|e| DomainError::bad_request(format!("invalid form body: {e}")))?;
+    let form: OAuthForm =
+        serde_urlencoded::from_bytes(&body).map_err(|e| DomainError::bad_request(format!("invalid form body: {e}")))?;
     if form.grant_type.as_deref() != Some("client_credentials") {
         return Err(DomainError::bad_request("grant_type must be client_credentials").into());
     }
@@ -109,7 +109,10 @@ pub async fn oauth_token(
         }
         (None, Some(id), Some(secret)) => (id, secret),
         (Some(_), _, _) => {
-            return Err(DomainError::bad_request("send client credentials either in HTTP Basic or in the form, not both").into())
+            return Err(DomainError::bad_request(
+                "send client credentials either in HTTP Basic or in the form, not both",
+            )
+            .into())
         }
         _ => return Err(DomainError::bad_request("client_id and client_secret are required").into()),
     };

@@ -20,7 +20,8 @@ pub fn error_body(code: ErrorCode, message: &str) -> String {
 
 pub fn error_response(code: ErrorCode, message: &str) -> Response {
     let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], error_body(code, message)).into_response()
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], error_body(code, message))
+        .into_response()
 }
 
 impl IntoResponse for AppError {

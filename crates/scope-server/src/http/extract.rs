@@ -37,14 +37,10 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for ApiJson<T> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &Arc<App>) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|ct| {
-                let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
-            });
+        let is_json = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|ct| {
+            let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        });
         let body = read_body(req, state).await?;
         let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
         if body != b"{}" && is_json != Some(true) {
@@ -75,7 +71,8 @@ impl FromRequestParts<Arc<App>> for Principal {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(AppError::Unauthorized)?;
+        let header =
+            parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(AppError::Unauthorized)?;
         let (scheme, token) = header.split_once(' ').ok_or(AppError::Unauthorized)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(AppError::Unauthorized);
@@ -91,11 +88,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let ip =
+            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
         Ok(ClientIp(ip))
     }
 }

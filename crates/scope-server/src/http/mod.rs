@@ -77,11 +77,8 @@ fn valid_request_id(v: &HeaderValue) -> Option<String> {
 /// inside a span carrying it, so every log line of the request names it.
 /// Headers are never logged: they carry tokens.
 async fn request_id(mut req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(valid_request_id)
-        .unwrap_or_else(|| ulid::Ulid::new().to_string());
+    let id =
+        req.headers().get(&X_REQUEST_ID).and_then(valid_request_id).unwrap_or_else(|| ulid::Ulid::new().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id);
     let mut resp = async move {

@@ -23,11 +23,19 @@ fn json_bytes(body: axum::body::Bytes) -> impl IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], body)
 }
 
-pub async fn production(State(app): State<Arc<App>>, p: Principal, ApiPath(name): ApiPath<String>) -> Result<impl IntoResponse, AppError> {
+pub async fn production(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    ApiPath(name): ApiPath<String>,
+) -> Result<impl IntoResponse, AppError> {
     Ok(json_bytes(prompts::serve_label(&app, &p, &name, Label::Production).await?))
 }
 
-pub async fn latest(State(app): State<Arc<App>>, p: Principal, ApiPath(name): ApiPath<String>) -> Result<impl IntoResponse, AppError> {
+pub async fn latest(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    ApiPath(name): ApiPath<String>,
+) -> Result<impl IntoResponse, AppError> {
     Ok(json_bytes(prompts::serve_label(&app, &p, &name, Label::Latest).await?))
 }
 
@@ -44,7 +52,11 @@ pub struct CreateBody {
     metadata: Option<serde_json::Value>,
 }
 
-pub async fn create(State(app): State<Arc<App>>, p: Principal, ApiJson(b): ApiJson<CreateBody>) -> Result<impl IntoResponse, AppError> {
+pub async fn create(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    ApiJson(b): ApiJson<CreateBody>,
+) -> Result<impl IntoResponse, AppError> {
     let req = NewPrompt {
         name: b.name,
         content: b.content,
@@ -67,14 +79,22 @@ pub struct ListParams {
     cursor: Option<String>,
 }
 
-pub async fn list(State(app): State<Arc<App>>, p: Principal, ApiQuery(q): ApiQuery<ListParams>) -> Result<impl IntoResponse, AppError> {
+pub async fn list(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> Result<impl IntoResponse, AppError> {
     let tag = q.tag.filter(|t| !t.is_empty());
     let search = q.q.filter(|t| !t.is_empty());
     let pg = prompts::list(&app, &p, tag, search, page(q.limit, q.cursor)?).await?;
     Ok(Json(ListView { data: pg.data.iter().map(PromptView::from).collect(), next_cursor: pg.next_cursor }))
 }
 
-pub async fn get(State(app): State<Arc<App>>, p: Principal, ApiPath(name): ApiPath<String>) -> Result<impl IntoResponse, AppError> {
+pub async fn get(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    ApiPath(name): ApiPath<String>,
+) -> Result<impl IntoResponse, AppError> {
     Ok(Json(PromptView::from(&prompts::get(&app, &p, &name).await?)))
 }
 
@@ -95,7 +115,11 @@ pub async fn update(
     Ok(Json(PromptView::from(&prompts::update(&app, &p, &name, patch).await?)))
 }
 
-pub async fn delete(State(app): State<Arc<App>>, p: Principal, ApiPath(name): ApiPath<String>) -> Result<impl IntoResponse, AppError> {
+pub async fn delete(
+    State(app): State<Arc<App>>,
+    p: Principal,
+    ApiPath(name): ApiPath<String>,
+) -> Result<impl IntoResponse, AppError> {
     prompts::delete(&app, &p, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

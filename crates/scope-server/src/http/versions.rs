@@ -36,7 +36,8 @@ pub async fn list(
     ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<impl IntoResponse, AppError> {
-    let pg = prompts::list_versions(&app, &p, &name, q.include_archived.unwrap_or(false), page(q.limit, q.cursor)?).await?;
+    let pg =
+        prompts::list_versions(&app, &p, &name, q.include_archived.unwrap_or(false), page(q.limit, q.cursor)?).await?;
     Ok(Json(ListView { data: pg.data.iter().map(VersionView::from).collect(), next_cursor: pg.next_cursor }))
 }
 
@@ -55,7 +56,8 @@ pub async fn create(
     ApiPath(name): ApiPath<String>,
     ApiJson(b): ApiJson<CreateBody>,
 ) -> Result<impl IntoResponse, AppError> {
-    let req = NewVersionReq { content: b.content, copy_from: b.copy_from, prompt_type: b.prompt_type, metadata: b.metadata };
+    let req =
+        NewVersionReq { content: b.content, copy_from: b.copy_from, prompt_type: b.prompt_type, metadata: b.metadata };
     let v = prompts::create_version(&app, &p, &name, req).await?;
     Ok((StatusCode::CREATED, Json(VersionView::from(&v))))
 }

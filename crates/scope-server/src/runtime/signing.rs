@@ -43,7 +43,9 @@ fn seal(master: Option<&SecretString>, kid: &str, seed: &[u8; 32]) -> Result<(Ve
 fn open(master: Option<&SecretString>, row: &SigningKeyRow) -> Result<[u8; 32], AppError> {
     let plain = if row.encrypted {
         let master = master.ok_or_else(|| {
-            AppError::Internal("signing keys are encrypted: set SCOPE_MASTER_KEY to the master key used to create them".into())
+            AppError::Internal(
+                "signing keys are encrypted: set SCOPE_MASTER_KEY to the master key used to create them".into(),
+            )
         })?;
         if row.private_key.len() < 12 {
             return Err(AppError::Internal("stored signing key is corrupt".into()));
@@ -103,7 +105,11 @@ impl SigningKeys {
         })
     }
 
-    fn build(rows: &[SigningKeyRow], master: Option<&SecretString>, ttl_ms: i64) -> Result<(Signer25519, KeySet), AppError> {
+    fn build(
+        rows: &[SigningKeyRow],
+        master: Option<&SecretString>,
+        ttl_ms: i64,
+    ) -> Result<(Signer25519, KeySet), AppError> {
         let now = now_ms();
         // Newest non-retired key signs.
         let active_row = rows
@@ -152,7 +158,14 @@ mod tests {
     use super::*;
 
     fn row(kid: &str, private_key: Vec<u8>, encrypted: bool) -> SigningKeyRow {
-        SigningKeyRow { kid: kid.into(), public_key: vec![0; 32], private_key, encrypted, created_at: 0, retired_at: None }
+        SigningKeyRow {
+            kid: kid.into(),
+            public_key: vec![0; 32],
+            private_key,
+            encrypted,
+            created_at: 0,
+            retired_at: None,
+        }
     }
 
     #[test]

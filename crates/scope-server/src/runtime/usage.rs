@@ -15,10 +15,7 @@ pub struct UsageCounter {
 
 /// UTC day of a timestamp, `YYYY-MM-DD`.
 pub fn day_of(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%d")
-        .to_string()
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%d").to_string()
 }
 
 impl UsageCounter {

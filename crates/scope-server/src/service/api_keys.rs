@@ -151,7 +151,12 @@ pub async fn revoke(app: &App, p: &Principal, key: &str) -> Result<ApiKeyRow, Ap
 
 /// Creates the successor and makes the old key expire after the grace period.
 /// Returns (old key updated, successor with its secret).
-pub async fn rotate(app: &App, p: &Principal, key: &str, grace_seconds: Option<u64>) -> Result<(ApiKeyRow, CreatedKey), AppError> {
+pub async fn rotate(
+    app: &App,
+    p: &Principal,
+    key: &str,
+    grace_seconds: Option<u64>,
+) -> Result<(ApiKeyRow, CreatedKey), AppError> {
     p.require(Role::Admin)?;
     let key_id = parse_key_id(key)?;
     let grace = grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
@@ -181,7 +186,8 @@ pub async fn rotate(app: &App, p: &Principal, key: &str, grace_seconds: Option<u
         key_id,
         json!({"successor": created.key.key_id.to_string(), "grace_seconds": grace}),
     );
-    let old = app.store.rotate_api_key(p.org, key_id, old_expires_at, &created.key, &ev).await.not_found_as("API key")?;
+    let old =
+        app.store.rotate_api_key(p.org, key_id, old_expires_at, &created.key, &ev).await.not_found_as("API key")?;
     if let Some(exp) = old.expires_at {
         app.gates.mark_expiry(key_id, exp);
     }

@@ -119,7 +119,8 @@ async fn check_credentials(
         Some(org) => bool::from(org.as_bytes().ct_eq(row_org.as_bytes())),
         None => true,
     };
-    let active = row.as_ref().is_some_and(|r| r.status_at(now) == KeyStatus::Active && app.gates.is_active(&r.key_id, now));
+    let active =
+        row.as_ref().is_some_and(|r| r.status_at(now) == KeyStatus::Active && app.gates.is_active(&r.key_id, now));
     match row {
         Some(r) if secret_ok & org_ok & active => Ok((key_id, r.org_id, (*r).clone())),
         _ => Err(AppError::InvalidCredentials),

@@ -13,10 +13,10 @@ use serde_json::json;
 use axum::body::Bytes;
 
 use super::{audit, App, Page, Principal};
-use crate::runtime::prompt_cache::Label;
-use crate::views::VersionView;
 use crate::error::{AppError, NotFoundAs};
 use crate::runtime::now_ms;
+use crate::runtime::prompt_cache::Label;
+use crate::views::VersionView;
 
 pub const MAX_TAGS: usize = 50;
 pub const MAX_DESCRIPTION: usize = 10_000;
@@ -40,7 +40,9 @@ pub fn validate_tags(tags: &[String]) -> Result<Vec<String>, AppError> {
 
 fn validate_description(d: &str) -> Result<(), AppError> {
     if d.chars().count() > MAX_DESCRIPTION {
-        return Err(DomainError::bad_request(format!("description must be at most {MAX_DESCRIPTION} characters")).into());
+        return Err(
+            DomainError::bad_request(format!("description must be at most {MAX_DESCRIPTION} characters")).into()
+        );
     }
     Ok(())
 }
@@ -76,10 +78,9 @@ fn parse_version_id(s: &str) -> Result<VersionId, AppError> {
 pub async fn production(app: &App, p: &Principal, name: &str) -> Result<VersionRow, AppError> {
     p.require(Role::Viewer)?;
     let prompt = find(app, p, name).await?;
-    app.store
-        .production_version(p.org, prompt.prompt.prompt_id)
-        .await?
-        .ok_or_else(|| DomainError::not_found(format!("prompt '{}' has no production version", prompt.prompt.name)).into())
+    app.store.production_version(p.org, prompt.prompt.prompt_id).await?.ok_or_else(|| {
+        DomainError::not_found(format!("prompt '{}' has no production version", prompt.prompt.name)).into()
+    })
 }
 
 pub async fn latest(app: &App, p: &Principal, name: &str) -> Result<VersionRow, AppError> {
@@ -110,7 +111,8 @@ pub async fn serve_label(app: &App, p: &Principal, name: &str, label: Label) -> 
         Label::Production => production(app, p, name).await?,
         Label::Latest => latest(app, p, name).await?,
     };
-    let body = Bytes::from(serde_json::to_vec(&VersionView::from(&row)).map_err(|e| AppError::Internal(e.to_string()))?);
+    let body =
+        Bytes::from(serde_json::to_vec(&VersionView::from(&row)).map_err(|e| AppError::Internal(e.to_string()))?);
     app.prompts.insert(p.org, name, label, generation, body.clone());
     Ok(body)
 }
@@ -159,7 +161,8 @@ pub async fn create(app: &App, p: &Principal, req: NewPrompt) -> Result<(PromptS
     let ev = audit::event(p, "prompt.created", prompt.prompt_id, json!({"name": prompt.name}));
     app.store.create_prompt(&prompt, &v1, &ev).await?;
     app.prompts.invalidate_org(p.org);
-    let summary = PromptSummary { prompt, latest_version: Some(1), production_version: None, production_version_id: None };
+    let summary =
+        PromptSummary { prompt, latest_version: Some(1), production_version: None, production_version_id: None };
     Ok((summary, v1))
 }
 
@@ -237,12 +240,19 @@ pub async fn create_version(app: &App, p: &Principal, name: &str, req: NewVersio
         now_ms: now_ms(),
     };
     let ev = audit::event(p, "version.created", vid, json!({"prompt_id": prompt.prompt.prompt_id.to_string()}));
-    let v = app.store.create_version(p.org, prompt.prompt.prompt_id, &new, &ev).await.not_found_as("copy_from version")?;
+    let v =
+        app.store.create_version(p.org, prompt.prompt.prompt_id, &new, &ev).await.not_found_as("copy_from version")?;
     app.prompts.invalidate_org(p.org);
     Ok(v)
 }
 
-pub async fn update_draft(app: &App, p: &Principal, name: &str, version_id: &str, patch: DraftPatch) -> Result<VersionRow, AppError> {
+pub async fn update_draft(
+    app: &App,
+    p: &Principal,
+    name: &str,
+    version_id: &str,
+    patch: DraftPatch,
+) -> Result<VersionRow, AppError> {
     p.require(Role::Editor)?;
     if let Some(t) = &patch.prompt_type {
         validate_prompt_type(t)?;
@@ -253,7 +263,11 @@ pub async fn update_draft(app: &App, p: &Principal, name: &str, version_id: &str
     let prompt = find(app, p, name).await?;
     let vid = parse_version_id(version_id)?;
     let ev = audit::event(p, "version.updated", vid, json!({"prompt_id": prompt.prompt.prompt_id.to_string()}));
-    let v = app.store.update_draft(p.org, prompt.prompt.prompt_id, vid, &patch, now_ms(), &ev).await.not_found_as("version")?;
+    let v = app
+        .store
+        .update_draft(p.org, prompt.prompt.prompt_id, vid, &patch, now_ms(), &ev)
+        .await
+        .not_found_as("version")?;
     app.prompts.invalidate_org(p.org);
     Ok(v)
 }
@@ -290,7 +304,13 @@ pub async fn promote(
     Ok(v)
 }
 
-pub async fn set_archived(app: &App, p: &Principal, name: &str, version_id: &str, archived: bool) -> Result<VersionRow, AppError> {
+pub async fn set_archived(
+    app: &App,
+    p: &Principal,
+    name: &str,
+    version_id: &str,
+    archived: bool,
+) -> Result<VersionRow, AppError> {
     p.require(Role::Editor)?;
     let prompt = find(app, p, name).await?;
     let vid = parse_version_id(version_id)?;
@@ -322,7 +342,12 @@ pub async fn list_versions(
     Ok(Page::from_rows(rows, &page, |v: &VersionRow| v.version.to_string()))
 }
 
-pub async fn promotions(app: &App, p: &Principal, name: &str, page: scope_store::PageQuery) -> Result<Page<PromotionRow>, AppError> {
+pub async fn promotions(
+    app: &App,
+    p: &Principal,
+    name: &str,
+    page: scope_store::PageQuery,
+) -> Result<Page<PromotionRow>, AppError> {
     p.require(Role::Viewer)?;
     if let Some(c) = &page.cursor {
         if !c.starts_with("prm_") {
