@@ -1,15 +1,7 @@
 //! The SDK against a real `scope serve` (ephemeral port, temporary SQLite).
 //!
-//! PENDING: this file is not compiled until the `scope` binary exists. To
-//! enable it, rename it to `tests/real_server.rs` (it is self-contained), build
-//! the binary and run:
-//!
-//! ```text
-//! cargo build -p scope-cli
-//! cargo test -p scope-client --test real_server
-//! ```
-//!
-//! The binary is taken from `$SCOPE_BIN`, else `<workspace>/target/debug/scope`.
+//! Needs the `scope` binary (`cargo build -p scope-cli`; the workspace test
+//! run builds it). The binary is taken from `$SCOPE_BIN`, else `<workspace>/target/debug/scope`.
 //!
 //! Contract used: `scope --database sqlite://PATH init --org-name N
 //! --admin-email E --json` prints `{"org_id","admin_email","admin_password",
@@ -53,6 +45,9 @@ struct Scope {
     admin_secret: String,
     http: reqwest::Client,
     admin_token: String,
+    /// The server's log (stderr, `scope_server=debug`): one `response` line
+    /// per request it answered, so requests are counted on the server side.
+    log: Arc<parking_lot::Mutex<String>>,
     _child: Child,
     _dir: tempfile::TempDir,
 }
@@ -89,8 +84,9 @@ impl Scope {
         cmd.args(["--database", &db, "serve", "--listen", "127.0.0.1:0"])
             .env("SCOPE_DATA_DIR", dir.path())
             .stdin(Stdio::null())
+            .env("SCOPE_LOG", "scope_server=debug")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
         if let Some(ttl) = token_ttl {
             cmd.env("SCOPE_TOKEN_TTL", ttl.to_string());
@@ -109,6 +105,16 @@ impl Scope {
         .expect("scope serve did not print its address within 30 s");
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let log = Arc::new(parking_lot::Mutex::new(String::new()));
+        let mut err_lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = Arc::clone(&log);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = err_lines.next_line().await {
+                let mut l = sink.lock();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
 
         let http = reqwest::Client::new();
         let mut scope = Scope {
@@ -118,6 +124,7 @@ impl Scope {
             admin_secret,
             http,
             admin_token: String::new(),
+            log,
             _child: child,
             _dir: dir,
         };
@@ -179,6 +186,37 @@ impl Scope {
             .credentials(ClientCredentials::new(&self.org_id, key_id, secret).unwrap())
             .api_url(&self.url)
             .retry_base_delay(Duration::from_millis(20))
+    }
+
+    /// Requests the server answered on `path`, counted from its own log.
+    async fn served(&self, path: &str) -> usize {
+        // Let the log reader catch up with what was already written.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let needle = format!("path={path} ");
+        self.log.lock().lines().filter(|l| l.contains(&needle) && l.contains("response status=")).count()
+    }
+
+    /// Token exchanges the server counted for `key_id` today (its usage API).
+    async fn exchanges_counted(&self, key_id: &str) -> u64 {
+        // A fresh admin token: tests may run with a short token lifetime.
+        let (status, body) = self
+            .post_raw(
+                "/v1/auth/applications/login",
+                json!({"account_id": self.org_id, "client_id": self.admin_key_id, "client_secret": self.admin_secret}),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let resp = self
+            .http
+            .get(format!("{}/api/v1/api-keys/{key_id}/usage?days=1", self.url))
+            .bearer_auth(body["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let v: Value = resp.json().await.unwrap();
+        v["total"].as_u64().unwrap()
     }
 
     fn client(&self) -> ClientBuilder {
@@ -314,15 +352,25 @@ async fn cache_hits_do_not_reach_the_server() {
         })
         .build()
         .unwrap();
+    let path = "/api/v1/prompts/greeting/production";
     let first = client.get_prompt_version("greeting").await.unwrap();
     assert_eq!(requests.load(Ordering::SeqCst), 2); // exchange + fetch
-                                                    // Stop the server: only the cache can answer now.
+    assert_eq!(scope.served(path).await, 1, "the server answered the first fetch");
+    for _ in 0..50 {
+        let again = client.get_prompt_version("greeting").await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+    }
+    assert_eq!(scope.served(path).await, 1, "cache hits never reached the server");
+    // Skipping the cache does reach it (and refreshes the cached copy).
+    let first = client.get_prompt_version("greeting").skip_cache().await.unwrap();
+    assert_eq!(scope.served(path).await, 2);
+    // Stop the server: only the cache can answer now.
     scope._child.kill().await.unwrap();
     for _ in 0..100 {
         let again = client.get_prompt_version("greeting").await.unwrap();
         assert!(Arc::ptr_eq(&first, &again));
     }
-    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
     let err = client.get_prompt_version("greeting").skip_cache().await.unwrap_err();
     assert!(matches!(err, Error::Connection { .. }), "{err:?}");
 }
@@ -331,7 +379,9 @@ async fn cache_hits_do_not_reach_the_server() {
 async fn single_flight_under_64_concurrent_tasks() {
     let scope = Scope::start(Some(2)).await;
     scope.seed_greeting().await;
-    let (b, exchanges) = exchange_counter(scope.client().cache(false).token_refresh_buffer(Duration::ZERO));
+    let (key_id, secret) = scope.create_key("single-flight").await;
+    let (b, exchanges) =
+        exchange_counter(scope.client_with(&key_id, &secret).cache(false).token_refresh_buffer(Duration::ZERO));
     let client = b.build().unwrap();
 
     let run_64 = |client: Client| async move {
@@ -348,10 +398,13 @@ async fn single_flight_under_64_concurrent_tasks() {
     // Cold start: no token yet.
     run_64(client.clone()).await;
     assert_eq!(exchanges.load(Ordering::SeqCst), 1);
+    assert_eq!(scope.exchanges_counted(&key_id).await, 1, "the server saw one exchange");
     // Expired token.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     run_64(client.clone()).await;
     assert_eq!(exchanges.load(Ordering::SeqCst), 2);
+    assert_eq!(scope.exchanges_counted(&key_id).await, 2, "the server saw two exchanges");
+    assert_eq!(scope.served("/api/v1/prompts/greeting/production").await, 128);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
