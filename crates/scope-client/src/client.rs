@@ -314,6 +314,7 @@ impl ClientBuilder {
                 transport,
                 tokens,
                 cache: PromptCache::new(self.cache_max_entries, stale),
+                inflight: parking_lot::Mutex::new(HashMap::new()),
                 cache_enabled: self.cache_enabled,
                 cache_ttl: self.cache_ttl,
                 stale_if_error: self.stale_if_error,
@@ -352,6 +353,9 @@ struct Inner {
     transport: Transport,
     tokens: TokenManager,
     cache: PromptCache,
+    /// Fetches under way for cache misses, by cache key: concurrent misses of
+    /// the same prompt wait for one request instead of each sending one.
+    inflight: parking_lot::Mutex<HashMap<String, Arc<InFlight>>>,
     cache_enabled: bool,
     cache_ttl: Duration,
     stale_if_error: Option<Duration>,
@@ -359,6 +363,9 @@ struct Inner {
     timeout: Duration,
     retry: RetryPolicy,
 }
+
+/// The shared outcome of one fetch for a cache miss.
+type InFlight = tokio::sync::OnceCell<Result<Arc<PromptVersion>, Error>>;
 
 /// The Scope client. Cheap to clone (clones share the token, the cache and
 /// the connection pool); use one per process.
@@ -471,14 +478,13 @@ impl Client {
                 return Ok(hit.value);
             }
         }
-        match self.fetch_remote(name, selector).await {
-            Ok(v) => {
-                let v = Arc::new(v);
-                if inner.cache_enabled {
-                    inner.cache.insert(cache_key(name, selector), Arc::clone(&v), ttl.unwrap_or(inner.cache_ttl));
-                }
-                Ok(v)
-            }
+        let fetched = if read_cache {
+            self.fetch_coalesced(name, selector, ttl).await
+        } else {
+            self.fetch_and_store(name, selector, ttl).await
+        };
+        match fetched {
+            Ok(v) => Ok(v),
             Err(e) => {
                 if let (true, true, Some(max)) = (read_cache, e.is_transient(), inner.stale_if_error) {
                     if let Some((v, age)) = with_key(name, selector, |k| inner.cache.get_stale(k, max)) {
@@ -492,6 +498,40 @@ impl Client {
                 Err(e)
             }
         }
+    }
+
+    /// Fetches and, when caching is on, stores the result.
+    async fn fetch_and_store(
+        &self,
+        name: &str,
+        selector: Selector<'_>,
+        ttl: Option<Duration>,
+    ) -> Result<Arc<PromptVersion>, Error> {
+        let inner = &*self.inner;
+        let v = Arc::new(self.fetch_remote(name, selector).await?);
+        if inner.cache_enabled {
+            inner.cache.insert(cache_key(name, selector), Arc::clone(&v), ttl.unwrap_or(inner.cache_ttl));
+        }
+        Ok(v)
+    }
+
+    /// A cache miss: joins a fetch of the same key already under way, or
+    /// starts one. If the task doing the fetch is cancelled, a waiting one
+    /// takes over (`OnceCell` semantics), so nobody waits forever.
+    async fn fetch_coalesced(
+        &self,
+        name: &str,
+        selector: Selector<'_>,
+        ttl: Option<Duration>,
+    ) -> Result<Arc<PromptVersion>, Error> {
+        let key = cache_key(name, selector);
+        let cell = Arc::clone(self.inner.inflight.lock().entry(key.clone()).or_default());
+        let result = cell.get_or_init(|| self.fetch_and_store(name, selector, ttl)).await.clone();
+        let mut inflight = self.inner.inflight.lock();
+        if inflight.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            inflight.remove(&key);
+        }
+        result
     }
 
     async fn fetch_remote(&self, name: &str, selector: Selector<'_>) -> Result<PromptVersion, Error> {

@@ -447,6 +447,41 @@ mod tokens {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_cache_misses_share_one_fetch() {
+        let server = MockServer::start(|r| match is_auth(&r.path) {
+            true => Reply::token(r.nth + 1, 3600.0),
+            // A slow answer keeps all 64 callers waiting on the same miss.
+            false => ok_prompt().delay(Duration::from_millis(200)),
+        })
+        .await;
+        let client = server.client().build().unwrap();
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let c = client.clone();
+                tokio::spawn(async move { c.get_prompt_version("greeting").await })
+            })
+            .collect();
+        let mut got = Vec::new();
+        for t in tasks {
+            got.push(t.await.unwrap().unwrap());
+        }
+        assert_eq!(server.count(PROD), 1, "64 concurrent misses, one request");
+        assert!(got.iter().all(|v| Arc::ptr_eq(v, &got[0])));
+        // With the cache off, every call is its own request.
+        let uncached = server.client().cache(false).build().unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let c = uncached.clone();
+                tokio::spawn(async move { c.get_prompt_version("greeting").await.map(|_| ()) })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(server.count(PROD), 9);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn single_flight_on_a_cold_start() {
         let server = MockServer::start(|r| match is_auth(&r.path) {
             true => Reply::token(r.nth + 1, 3600.0).delay(Duration::from_millis(100)),
