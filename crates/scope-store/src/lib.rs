@@ -107,8 +107,7 @@ pub trait Store: Send + Sync + 'static {
     async fn record_key_usage(&self, usage: &[KeyUsageDelta]) -> StoreResult<()>;
 
     /// Exchanges per day (UTC, `YYYY-MM-DD`) for `key` since `since_day`,
-    /// ascending. Deletes counters older than 90 days as a side effect is the
-    /// backend's choice.
+    /// ascending. `NotFound` when `key` is not a key of `org`.
     async fn key_usage(&self, org: OrgId, key: KeyId, since_day: &str) -> StoreResult<Vec<UsageDay>>;
 
     /// Deletes usage rows older than `before_day`.

@@ -206,12 +206,14 @@ fn id_cursor<T: FromStr + ToString>(cursor: &Option<String>) -> StoreResult<Opti
     }
 }
 
-/// A cursor for free-form ids (promotion and audit ids): plain id characters.
-fn text_cursor(cursor: &Option<String>) -> StoreResult<Option<String>> {
+/// A cursor for free-form ids with a known prefix (`prm_…` promotion ids,
+/// `evt_…` audit ids): the prefix, then plain id characters.
+fn text_cursor(cursor: &Option<String>, prefix: &str) -> StoreResult<Option<String>> {
     match cursor {
         None => Ok(None),
         Some(c) => {
-            let ok = !c.is_empty()
+            let ok = c.len() > prefix.len()
+                && c.starts_with(prefix)
                 && c.len() <= 128
                 && c.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
             if ok {
@@ -223,10 +225,11 @@ fn text_cursor(cursor: &Option<String>) -> StoreResult<Option<String>> {
     }
 }
 
+/// A version-number cursor: a non-negative whole number.
 fn number_cursor(cursor: &Option<String>) -> StoreResult<Option<i64>> {
     match cursor {
         None => Ok(None),
-        Some(c) => c.parse::<i64>().map(Some).map_err(|_| invalid_cursor()),
+        Some(c) => c.parse::<u32>().map(|n| Some(i64::from(n))).map_err(|_| invalid_cursor()),
     }
 }
 
@@ -1256,7 +1259,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_promotions(&self, org: OrgId, prompt: PromptId, query: &PageQuery) -> StoreResult<Vec<PromotionRow>> {
-        let cursor = text_cursor(&query.cursor)?;
+        let cursor = text_cursor(&query.cursor, "prm_")?;
         let mut qb = QueryBuilder::<Sqlite>::new(PROMOTION_COLUMNS);
         qb.push(" WHERE org_id = ").push_bind(org.to_string());
         qb.push(" AND prompt_id = ").push_bind(prompt.to_string());
@@ -1324,7 +1327,7 @@ impl Store for SqliteStore {
     // ---- audit ---------------------------------------------------------------------------
 
     async fn list_audit(&self, org: OrgId, query: &PageQuery) -> StoreResult<Vec<AuditRow>> {
-        let cursor = text_cursor(&query.cursor)?;
+        let cursor = text_cursor(&query.cursor, "evt_")?;
         let mut qb = QueryBuilder::<Sqlite>::new(AUDIT_COLUMNS);
         qb.push(" WHERE org_id = ").push_bind(org.to_string());
         if let Some(c) = cursor {
@@ -1464,7 +1467,11 @@ mod tests {
     fn cursors_are_validated() {
         assert!(matches!(number_cursor(&Some("x".into())), Err(StoreError::Domain(_))));
         assert!(matches!(id_cursor::<KeyId>(&Some("pmt_x".into())), Err(StoreError::Domain(_))));
-        assert!(matches!(text_cursor(&Some("a' OR 1".into())), Err(StoreError::Domain(_))));
+        assert!(matches!(number_cursor(&Some("-1".into())), Err(StoreError::Domain(_))));
+        assert!(matches!(text_cursor(&Some("a' OR 1".into()), "prm_"), Err(StoreError::Domain(_))));
+        assert!(matches!(text_cursor(&Some("evt_01".into()), "prm_"), Err(StoreError::Domain(_))));
+        assert!(matches!(text_cursor(&Some("prm_".into()), "prm_"), Err(StoreError::Domain(_))));
+        assert_eq!(text_cursor(&Some("prm_01".into()), "prm_").ok().flatten().as_deref(), Some("prm_01"));
         assert_eq!(number_cursor(&Some("3".into())).ok().flatten(), Some(3));
     }
 }

@@ -341,6 +341,15 @@ async fn archive_and_unarchive_follow_the_lifecycle() {
     r.assert_status(200);
     assert_eq!(r.json()["data"][0]["version"], 1);
     assert!(r.json()["next_cursor"].is_null());
+    // Cursors of the wrong shape are a 400, on every paginated list.
+    for bad in [
+        "/api/v1/prompts/lifecycle/versions?cursor=-1",
+        "/api/v1/prompts/lifecycle/versions?cursor=abc",
+        "/api/v1/prompts/lifecycle/promotions?cursor=evt_01",
+        "/api/v1/audit-events?cursor=prm_01",
+    ] {
+        admin.get(bad).await.assert_error(400, "bad_request");
+    }
 
     // Unarchive → draft, editable again.
     let r = admin.post_empty(&at(&v2, "unarchive")).await;

@@ -205,16 +205,19 @@ impl App {
         let mut tick = tokio::time::interval(self.config.usage_flush_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stop = self.stop.subscribe();
-        let mut days = 0u64;
+        let mut flushes = 0u64;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
             self.flush_usage().await;
-            days += 1;
-            if days % 1800 == 1 {
-                let cutoff = crate::runtime::usage::day_of(crate::runtime::now_ms() - 90 * 86_400_000);
+            flushes += 1;
+            // Prune at the first flush and every 1800 flushes after (hourly
+            // with the default 2 s interval).
+            if flushes % 1800 == 1 {
+                let retention_ms = i64::from(api_keys::USAGE_RETENTION_DAYS) * 86_400_000;
+                let cutoff = crate::runtime::usage::day_of(crate::runtime::now_ms() - retention_ms);
                 if let Err(e) = self.store.prune_key_usage(&cutoff).await {
                     tracing::warn!(error = %e, "usage pruning failed");
                 }

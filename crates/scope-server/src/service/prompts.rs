@@ -174,9 +174,6 @@ pub async fn list(
     page: scope_store::PageQuery,
 ) -> Result<Page<PromptSummary>, AppError> {
     p.require(Role::Viewer)?;
-    if let Some(c) = &page.cursor {
-        c.parse::<PromptId>().map_err(|_| DomainError::bad_request("invalid cursor"))?;
-    }
     let query = PromptListQuery { page: page.clone(), tag, q };
     let rows = app.store.list_prompts(p.org, &query).await?;
     Ok(Page::from_rows(rows, &page, |s: &PromptSummary| s.prompt.prompt_id.to_string()))
@@ -333,9 +330,6 @@ pub async fn list_versions(
     page: scope_store::PageQuery,
 ) -> Result<Page<VersionRow>, AppError> {
     p.require(Role::Viewer)?;
-    if let Some(c) = &page.cursor {
-        c.parse::<u32>().map_err(|_| DomainError::bad_request("invalid cursor"))?;
-    }
     let prompt = find(app, p, name).await?;
     let query = VersionListQuery { page: page.clone(), include_archived };
     let rows = app.store.list_versions(p.org, prompt.prompt.prompt_id, &query).await?;
@@ -349,11 +343,6 @@ pub async fn promotions(
     page: scope_store::PageQuery,
 ) -> Result<Page<PromotionRow>, AppError> {
     p.require(Role::Viewer)?;
-    if let Some(c) = &page.cursor {
-        if !c.starts_with("prm_") {
-            return Err(DomainError::bad_request("invalid cursor").into());
-        }
-    }
     let prompt = find(app, p, name).await?;
     let rows = app.store.list_promotions(p.org, prompt.prompt.prompt_id, &page).await?;
     Ok(Page::from_rows(rows, &page, |r: &PromotionRow| r.promotion_id.clone()))
