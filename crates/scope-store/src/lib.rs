@@ -13,7 +13,7 @@ pub mod model;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use scope_domain::{DomainError, KeyId, OrgId, PromptId, VersionId};
+use scope_domain::{DomainError, KeyId, OrgId, PromptId, Role, UserId, VersionId};
 
 pub use model::*;
 
@@ -65,6 +65,87 @@ pub trait Store: Send + Sync + 'static {
     async fn create_org(&self, org: &OrgRow, admin: &UserRow, key: &ApiKeyRow, audit: &[AuditRow]) -> StoreResult<()>;
 
     async fn get_org(&self, org: OrgId) -> StoreResult<OrgRow>;
+
+    /// Users of `org`, newest first (cursor: the last `usr_` id).
+    async fn list_users(&self, org: OrgId, query: &PageQuery) -> StoreResult<Vec<UserRow>>;
+
+    /// A user of `org`; `NotFound` otherwise.
+    async fn get_user(&self, org: OrgId, user: UserId) -> StoreResult<UserRow>;
+
+    /// A user by (lower-cased) email across the deployment, for sign-in.
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>>;
+
+    /// Inserts a user, with its invitation when given, and the audit row, in
+    /// one transaction. `Conflict` when the email is taken.
+    async fn insert_user(
+        &self,
+        user: &UserRow,
+        invitation: Option<&InvitationRow>,
+        audit: &AuditRow,
+    ) -> StoreResult<()>;
+
+    /// Changes a user's role. Inside the transaction: demoting the last
+    /// active admin (an admin with a password) of `org` is a
+    /// `Domain(conflict)`. Returns the updated row.
+    async fn update_user_role(&self, org: OrgId, user: UserId, role: Role, audit: &AuditRow) -> StoreResult<UserRow>;
+
+    /// Deletes a user with their sessions and invitations. Removing the last
+    /// active admin of `org` is a `Domain(conflict)` (checked inside the
+    /// transaction).
+    async fn delete_user(&self, org: OrgId, user: UserId, audit: &AuditRow) -> StoreResult<()>;
+
+    /// Sets a user's password hash and `must_change_password`, and ends every
+    /// session of the user except `keep_session` (the one that made the
+    /// change, if any).
+    async fn set_user_password(
+        &self,
+        org: OrgId,
+        user: UserId,
+        password_hash: &str,
+        must_change_password: bool,
+        keep_session: Option<&[u8; 32]>,
+        audit: &AuditRow,
+    ) -> StoreResult<()>;
+
+    /// A pending invitation with its user, by token digest, whatever its
+    /// state (the caller checks expiry and acceptance).
+    async fn get_invitation(&self, token_digest: &[u8; 32]) -> StoreResult<Option<(InvitationRow, UserRow)>>;
+
+    /// Accepts an invitation: in one transaction, only if it is not accepted
+    /// and `expires_at > now_ms`, sets the user's password, marks the
+    /// invitation accepted and writes the audit row. `NotFound` otherwise.
+    async fn accept_invitation(
+        &self,
+        token_digest: &[u8; 32],
+        password_hash: &str,
+        now_ms: i64,
+        audit: &AuditRow,
+    ) -> StoreResult<UserRow>;
+
+    // ---- sessions -----------------------------------------------------------------
+
+    /// Inserts a session, sets the user's `last_sign_in_at` to its
+    /// `created_at` and writes the audit row, in one transaction.
+    async fn create_session(&self, session: &SessionRow, audit: &AuditRow) -> StoreResult<()>;
+
+    /// A session with its user (the user row as it is now: role changes apply
+    /// on the next request).
+    async fn get_session(&self, session_digest: &[u8; 32]) -> StoreResult<Option<(SessionRow, UserRow)>>;
+
+    /// Sets `last_seen_at`.
+    async fn touch_session(&self, session_digest: &[u8; 32], now_ms: i64) -> StoreResult<()>;
+
+    /// Deletes a session (sign-out), with its audit row when given. Deleting
+    /// an unknown session is not an error.
+    async fn delete_session(&self, session_digest: &[u8; 32], audit: Option<&AuditRow>) -> StoreResult<()>;
+
+    /// Deletes sessions that expired (absolute) before `now_ms` or were idle
+    /// since before `idle_before_ms`, and invitations expired before
+    /// `now_ms` that were never accepted (their users stay, as invited).
+    async fn prune_sessions(&self, now_ms: i64, idle_before_ms: i64) -> StoreResult<u64>;
+
+    /// Writes one audit event on its own (e.g. a failed sign-in).
+    async fn insert_audit(&self, audit: &AuditRow) -> StoreResult<()>;
 
     // ---- API keys -----------------------------------------------------------------
 
@@ -226,7 +307,8 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- audit -----------------------------------------------------------------------
 
-    async fn list_audit(&self, org: OrgId, query: &PageQuery) -> StoreResult<Vec<AuditRow>>;
+    /// Newest first, filtered by `query` (cursor: the last `evt_` id).
+    async fn list_audit(&self, org: OrgId, query: &AuditQuery) -> StoreResult<Vec<AuditRow>>;
 
     // ---- bulk import ------------------------------------------------------------------
 

@@ -13,11 +13,69 @@ pub struct OrgRow {
 pub struct UserRow {
     pub user_id: UserId,
     pub org_id: OrgId,
+    /// Lower-cased; the sign-in name, unique across the deployment.
     pub email: String,
-    /// PHC string (argon2id). Never logged.
+    /// PHC string (argon2id). Never logged. Empty while an invitation is
+    /// pending (no password can match it).
     pub password_hash: String,
     pub role: Role,
     pub created_at: i64,
+    /// Set for a one-time initial password: the user must choose a new one
+    /// before doing anything else.
+    pub must_change_password: bool,
+    pub last_sign_in_at: Option<i64>,
+}
+
+impl UserRow {
+    /// `invited` until the invitation is accepted, then `active`.
+    pub fn status(&self) -> &'static str {
+        if self.password_hash.is_empty() {
+            "invited"
+        } else {
+            "active"
+        }
+    }
+}
+
+/// A browser session. Only the SHA-256 digest of the cookie value is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub session_digest: [u8; 32],
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub created_at: i64,
+    /// Last request seen (written at most about once a minute).
+    pub last_seen_at: i64,
+    /// Absolute expiry.
+    pub expires_at: i64,
+}
+
+/// A one-time invitation link. Only the digest of its token is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationRow {
+    pub token_digest: [u8; 32],
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub accepted_at: Option<i64>,
+}
+
+/// Filters of the audit log; all optional and combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub page: PageQuery,
+    /// Exact actor (`usr_…`, `key_…`, `system`).
+    pub actor: Option<String>,
+    /// Exact action, or a prefix when it ends with `.` (e.g. `user.`).
+    pub action: Option<String>,
+    /// Exact target id.
+    pub target: Option<String>,
+    /// `at >= since_ms`.
+    pub since_ms: Option<i64>,
+    /// `at < until_ms`.
+    pub until_ms: Option<i64>,
 }
 
 /// An API key. `secret_digest` is the SHA-256 of the secret, the only form in

@@ -39,6 +39,9 @@ fn prompt_id() -> PromptId {
 fn version_id() -> VersionId {
     format!("v_{}", ulid_text()).parse().unwrap_or_else(|_| VersionId::generate())
 }
+fn user_id() -> UserId {
+    format!("usr_{}", ulid_text()).parse().unwrap_or_else(|_| UserId::generate())
+}
 
 fn key_row(org: OrgId, name: &str, expires_at: Option<i64>) -> ApiKeyRow {
     ApiKeyRow {
@@ -75,15 +78,22 @@ async fn fixture() -> Result<Fixture, Box<dyn std::error::Error>> {
 
 /// Creates an org with an admin user and key; returns (org, admin key).
 async fn make_org(store: &SqliteStore, email: &str) -> Result<(OrgId, ApiKeyRow), StoreError> {
+    make_org_with_admin(store, email).await.map(|(org, key, _)| (org, key))
+}
+
+/// Creates an org with an admin user and key; returns (org, admin key, admin).
+async fn make_org_with_admin(store: &SqliteStore, email: &str) -> Result<(OrgId, ApiKeyRow, UserRow), StoreError> {
     let org = OrgId::generate();
     let key = key_row(org, "bootstrap", None);
     let user = UserRow {
-        user_id: UserId::generate(),
+        user_id: user_id(),
         org_id: org,
         email: email.into(),
         password_hash: "$argon2id$stub".into(),
         role: Role::Admin,
         created_at: 1000,
+        must_change_password: true,
+        last_sign_in_at: None,
     };
     let orgrow = OrgRow { org_id: org, name: format!("org of {email}"), created_at: 1000 };
     store
@@ -94,11 +104,15 @@ async fn make_org(store: &SqliteStore, email: &str) -> Result<(OrgId, ApiKeyRow)
             &[event(org, "org.created", &org.to_string()), event(org, "api_key.created", &key.key_id.to_string())],
         )
         .await?;
-    Ok((org, key))
+    Ok((org, key, user))
 }
 
 fn page(limit: u32, cursor: Option<String>) -> PageQuery {
     PageQuery { limit, cursor }
+}
+
+fn audit_page(limit: u32, cursor: Option<String>) -> AuditQuery {
+    AuditQuery { page: page(limit, cursor), ..AuditQuery::default() }
 }
 
 fn key_query(limit: u32, cursor: Option<String>, status: Option<KeyStatus>, now_ms: i64) -> KeyListQuery {
@@ -217,12 +231,12 @@ async fn orgs_and_keys() -> TestResult {
     assert_eq!(r.revoked_at, Some(now));
     assert_eq!(r.revoked_by.as_deref(), Some("usr_admin"));
     // Idempotent: the second revoke returns the unchanged row and audits nothing.
-    let audit_before = s.list_audit(org, &page(200, None)).await?.len();
+    let audit_before = s.list_audit(org, &audit_page(200, None)).await?.len();
     let r2 = s
         .revoke_api_key(org, revoked, "usr_other", now + 5, &event(org, "api_key.revoked", &revoked.to_string()))
         .await?;
     assert_eq!(r2, r);
-    assert_eq!(s.list_audit(org, &page(200, None)).await?.len(), audit_before);
+    assert_eq!(s.list_audit(org, &audit_page(200, None)).await?.len(), audit_before);
 
     // Paging newest first, 2 at a time.
     let mut seen = vec![];
@@ -691,7 +705,7 @@ async fn audit_rows_are_written_per_org() -> TestResult {
     s.promote(org, pid, v1, &promote_req(true, 1), &event(org, "version.promoted", &v1.to_string())).await?;
     s.revoke_api_key(org, key.key_id, "usr_a", 5, &event(org, "api_key.revoked", &key.key_id.to_string())).await?;
 
-    let rows = s.list_audit(org, &page(50, None)).await?;
+    let rows = s.list_audit(org, &audit_page(50, None)).await?;
     let actions: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
     assert_eq!(
         actions,
@@ -701,15 +715,15 @@ async fn audit_rows_are_written_per_org() -> TestResult {
     assert_eq!(rows[0].details, serde_json::json!({"n": 1}));
     assert!(rows.iter().all(|r| r.org_id == org));
     // Paging.
-    let next = s.list_audit(org, &page(2, Some(rows[1].event_id.clone()))).await?;
+    let next = s.list_audit(org, &audit_page(2, Some(rows[1].event_id.clone()))).await?;
     assert_eq!(next, rows[2..4].to_vec());
     // Org B only sees its own two rows.
-    assert_eq!(s.list_audit(org_b, &page(50, None)).await?.len(), 2);
+    assert_eq!(s.list_audit(org_b, &audit_page(50, None)).await?.len(), 2);
 
     // A failed transaction leaves no audit row.
-    let before = s.list_audit(org, &page(200, None)).await?.len();
+    let before = s.list_audit(org, &audit_page(200, None)).await?.len();
     let _ = make_prompt(s, org, "p", &[], "dup").await;
-    assert_eq!(s.list_audit(org, &page(200, None)).await?.len(), before);
+    assert_eq!(s.list_audit(org, &audit_page(200, None)).await?.len(), before);
     Ok(())
 }
 
@@ -845,5 +859,480 @@ async fn bulk_import_keys_and_prompts() -> TestResult {
         v.status = VersionStatus::Published;
     }
     assert!(matches!(store.import_prompts(&[(p2, vs2)]).await, Err(StoreError::Domain(_))));
+    Ok(())
+}
+
+// ---- users, invitations, sessions ---------------------------------------------------
+
+/// An active user (with a password) or, with `password_hash = ""`, an invited one.
+fn user_row(org: OrgId, email: &str, role: Role, password_hash: &str) -> UserRow {
+    UserRow {
+        user_id: user_id(),
+        org_id: org,
+        email: email.into(),
+        password_hash: password_hash.into(),
+        role,
+        created_at: 5000,
+        must_change_password: false,
+        last_sign_in_at: None,
+    }
+}
+
+fn invitation(user: &UserRow, token: u8, expires_at: i64) -> InvitationRow {
+    InvitationRow {
+        token_digest: [token; 32],
+        org_id: user.org_id,
+        user_id: user.user_id,
+        created_by: "usr_admin".into(),
+        created_at: 5000,
+        expires_at,
+        accepted_at: None,
+    }
+}
+
+fn session_row(user: &UserRow, digest: u8, created_at: i64, expires_at: i64) -> SessionRow {
+    SessionRow {
+        session_digest: [digest; 32],
+        org_id: user.org_id,
+        user_id: user.user_id,
+        created_at,
+        last_seen_at: created_at,
+        expires_at,
+    }
+}
+
+/// Inserts an active user (or an invited one, with its invitation).
+async fn add_user(store: &SqliteStore, user: &UserRow, invitation: Option<&InvitationRow>) -> Result<(), StoreError> {
+    store.insert_user(user, invitation, &event(user.org_id, "user.created", &user.user_id.to_string())).await
+}
+
+async fn sign_in(store: &SqliteStore, session: &SessionRow) -> Result<(), StoreError> {
+    store.create_session(session, &event(session.org_id, "user.signed_in", &session.user_id.to_string())).await
+}
+
+async fn audit_actions(store: &SqliteStore, org: OrgId) -> Result<Vec<String>, StoreError> {
+    Ok(store.list_audit(org, &audit_page(200, None)).await?.into_iter().map(|r| r.action).collect())
+}
+
+#[tokio::test]
+async fn users_list_newest_first_and_emails_are_unique() -> TestResult {
+    let f = fixture().await?;
+    let s = &*f.store;
+    let (org, _, admin) = make_org_with_admin(s, "admin@example.com").await?;
+    let (org_b, _) = make_org(s, "admin-b@example.com").await?;
+
+    // The first admin is stored with the new columns.
+    let stored = s.get_user(org, admin.user_id).await?;
+    assert_eq!(stored, admin);
+    assert!(stored.must_change_password);
+    assert_eq!(stored.status(), "active");
+
+    let editor = user_row(org, "editor@example.com", Role::Editor, "$argon2id$e");
+    let viewer = user_row(org, "viewer@example.com", Role::Viewer, "$argon2id$v");
+    let invited = user_row(org, "invited@example.com", Role::Editor, "");
+    add_user(s, &editor, None).await?;
+    add_user(s, &viewer, None).await?;
+    add_user(s, &invited, Some(&invitation(&invited, 1, 90_000))).await?;
+    assert_eq!(s.get_user(org, invited.user_id).await?.status(), "invited");
+
+    // Newest first, two at a time, following the cursor.
+    let mut seen = vec![];
+    let mut cursor = None;
+    loop {
+        let rows = s.list_users(org, &page(2, cursor.clone())).await?;
+        if rows.is_empty() {
+            break;
+        }
+        cursor = rows.last().map(|u| u.user_id.to_string());
+        seen.extend(rows.into_iter().map(|u| u.user_id));
+    }
+    assert_eq!(seen, vec![invited.user_id, viewer.user_id, editor.user_id, admin.user_id]);
+    assert_eq!(s.list_users(org, &page(50, Some(viewer.user_id.to_string()))).await?, vec![editor.clone(), admin]);
+    let bad = s.list_users(org, &page(50, Some(KeyId::generate().to_string()))).await;
+    assert!(matches!(bad, Err(ref e) if is_domain(e, ErrorCode::BadRequest)));
+    assert_eq!(s.list_users(org_b, &page(50, None)).await?.len(), 1);
+
+    // Sign-in lookup across the deployment, by lower-cased e-mail.
+    assert_eq!(s.find_user_by_email("editor@example.com").await?, Some(editor.clone()));
+    assert_eq!(s.find_user_by_email("Editor@Example.com").await?, Some(editor.clone()));
+    assert_eq!(s.find_user_by_email("admin-b@example.com").await?.map(|u| u.org_id), Some(org_b));
+    assert_eq!(s.find_user_by_email("nobody@example.com").await?, None);
+
+    // The same e-mail again, in this org or another: a conflict, and nothing
+    // of the failed insert (user, invitation, audit row) is left.
+    let audit_before = audit_actions(s, org_b).await?.len();
+    let dup = user_row(org_b, "editor@example.com", Role::Viewer, "");
+    let r = add_user(s, &dup, Some(&invitation(&dup, 2, 90_000))).await;
+    assert!(matches!(r, Err(StoreError::Conflict(ref m)) if m == "a user with this email already exists"));
+    assert!(matches!(s.get_user(org_b, dup.user_id).await, Err(StoreError::NotFound)));
+    assert!(s.get_invitation(&[2; 32]).await?.is_none());
+    assert_eq!(audit_actions(s, org_b).await?.len(), audit_before);
+    Ok(())
+}
+
+#[tokio::test]
+async fn invitation_is_accepted_once_and_never_after_expiry() -> TestResult {
+    let f = fixture().await?;
+    let s = &*f.store;
+    let (org, _) = make_org(s, "inv-admin@example.com").await?;
+    let invited = user_row(org, "new@example.com", Role::Editor, "");
+    let inv = invitation(&invited, 3, 10_000);
+    add_user(s, &invited, Some(&inv)).await?;
+
+    let (found, user) = s.get_invitation(&[3; 32]).await?.ok_or("invitation missing")?;
+    assert_eq!(found, inv);
+    assert_eq!(user, invited);
+    assert!(s.get_invitation(&[4; 32]).await?.is_none());
+    // Nobody can sign in as an invited user.
+    assert_eq!(s.find_user_by_email("new@example.com").await?.map(|u| u.password_hash), Some(String::new()));
+
+    // At its expiry instant it is already expired.
+    let ev = event(org, "user.accepted", &invited.user_id.to_string());
+    let r = s.accept_invitation(&[3; 32], "$argon2id$new", 10_000, &ev).await;
+    assert!(matches!(r, Err(StoreError::NotFound)));
+
+    let accepted = s.accept_invitation(&[3; 32], "$argon2id$new", 9_000, &ev).await?;
+    assert_eq!(accepted.password_hash, "$argon2id$new");
+    assert!(!accepted.must_change_password);
+    assert_eq!(accepted.status(), "active");
+    assert_eq!(s.get_user(org, invited.user_id).await?, accepted);
+    let (after, _) = s.get_invitation(&[3; 32]).await?.ok_or("invitation missing")?;
+    assert_eq!(after.accepted_at, Some(9_000));
+
+    // Once only: a second acceptance changes nothing and writes no audit row.
+    let audit_before = audit_actions(s, org).await?;
+    assert_eq!(audit_before.iter().filter(|a| *a == "user.accepted").count(), 1);
+    let again = s.accept_invitation(&[3; 32], "$argon2id$evil", 9_500, &event(org, "user.accepted", "x")).await;
+    assert!(matches!(again, Err(StoreError::NotFound)));
+    assert_eq!(s.get_user(org, invited.user_id).await?.password_hash, "$argon2id$new");
+    assert_eq!(audit_actions(s, org).await?, audit_before);
+
+    // Unknown token.
+    let unknown = s.accept_invitation(&[9; 32], "$argon2id$x", 1, &event(org, "user.accepted", "x")).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound)));
+
+    // An expired one stays unusable, and its user stays invited.
+    let late = user_row(org, "late@example.com", Role::Viewer, "");
+    add_user(s, &late, Some(&invitation(&late, 5, 2_000))).await?;
+    let r = s.accept_invitation(&[5; 32], "$argon2id$late", 3_000, &event(org, "user.accepted", "x")).await;
+    assert!(matches!(r, Err(StoreError::NotFound)));
+    assert_eq!(s.get_user(org, late.user_id).await?.status(), "invited");
+    Ok(())
+}
+
+#[tokio::test]
+async fn last_active_admin_cannot_be_demoted_or_removed() -> TestResult {
+    let f = fixture().await?;
+    let s = &*f.store;
+    let (org, _, first) = make_org_with_admin(s, "first@example.com").await?;
+    let ev = |action: &str| event(org, action, "x");
+
+    let demote = s.update_user_role(org, first.user_id, Role::Editor, &ev("user.role_changed")).await;
+    assert!(matches!(demote, Err(StoreError::Domain(ref d))
+        if d.code == ErrorCode::Conflict && d.message == "the last admin of an organization cannot be demoted"));
+    let remove = s.delete_user(org, first.user_id, &ev("user.removed")).await;
+    assert!(matches!(remove, Err(StoreError::Domain(ref d))
+        if d.code == ErrorCode::Conflict && d.message == "the last admin of an organization cannot be removed"));
+    assert_eq!(s.get_user(org, first.user_id).await?.role, Role::Admin);
+    assert!(!audit_actions(s, org).await?.iter().any(|a| a.starts_with("user.")));
+
+    // An invited admin (no password yet) does not count.
+    let invited = user_row(org, "invited-admin@example.com", Role::Admin, "");
+    add_user(s, &invited, Some(&invitation(&invited, 6, 90_000))).await?;
+    let demote = s.update_user_role(org, first.user_id, Role::Viewer, &ev("user.role_changed")).await;
+    assert!(matches!(demote, Err(ref e) if is_domain(e, ErrorCode::Conflict)));
+    assert!(matches!(s.delete_user(org, first.user_id, &ev("user.removed")).await, Err(ref e)
+        if is_domain(e, ErrorCode::Conflict)));
+    // The invited admin itself can be demoted or removed freely.
+    let r = s.update_user_role(org, invited.user_id, Role::Editor, &ev("user.role_changed")).await?;
+    assert_eq!(r.role, Role::Editor);
+    s.update_user_role(org, invited.user_id, Role::Admin, &ev("user.role_changed")).await?;
+
+    // Once it has accepted, it is a second active admin: the first may go.
+    s.accept_invitation(&[6; 32], "$argon2id$second", 1_000, &ev("user.accepted")).await?;
+    let demoted = s.update_user_role(org, first.user_id, Role::Editor, &ev("user.role_changed")).await?;
+    assert_eq!(demoted.role, Role::Editor);
+    assert_eq!(s.get_user(org, first.user_id).await?, demoted);
+    // Now the second is the last one.
+    let r = s.update_user_role(org, invited.user_id, Role::Viewer, &ev("user.role_changed")).await;
+    assert!(matches!(r, Err(ref e) if is_domain(e, ErrorCode::Conflict)));
+    // Promote the first back, then the second can be removed.
+    s.update_user_role(org, first.user_id, Role::Admin, &ev("user.role_changed")).await?;
+    s.delete_user(org, invited.user_id, &ev("user.removed")).await?;
+    assert!(matches!(s.get_user(org, invited.user_id).await, Err(StoreError::NotFound)));
+    assert!(s.get_invitation(&[6; 32]).await?.is_none());
+    assert!(matches!(s.delete_user(org, invited.user_id, &ev("user.removed")).await, Err(StoreError::NotFound)));
+
+    // Unchanged role: the row comes back, nothing is audited.
+    let before = audit_actions(s, org).await?;
+    assert_eq!(before.iter().filter(|a| *a == "user.role_changed").count(), 4);
+    let same = s.update_user_role(org, first.user_id, Role::Admin, &ev("user.role_changed")).await?;
+    assert_eq!(same.role, Role::Admin);
+    assert_eq!(audit_actions(s, org).await?, before);
+
+    // Non-admins are demoted and removed without the check.
+    let editor = user_row(org, "ed@example.com", Role::Editor, "$argon2id$e");
+    add_user(s, &editor, None).await?;
+    assert_eq!(
+        s.update_user_role(org, editor.user_id, Role::Viewer, &ev("user.role_changed")).await?.role,
+        Role::Viewer
+    );
+    s.delete_user(org, editor.user_id, &ev("user.removed")).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn sessions_follow_the_user_and_end_with_it() -> TestResult {
+    let f = fixture().await?;
+    let s = &*f.store;
+    let (org, _, admin) = make_org_with_admin(s, "sess-admin@example.com").await?;
+    let user = user_row(org, "sess@example.com", Role::Editor, "$argon2id$u");
+    add_user(s, &user, None).await?;
+
+    let session = session_row(&user, 10, 7_000, 100_000);
+    sign_in(s, &session).await?;
+    assert_eq!(s.get_user(org, user.user_id).await?.last_sign_in_at, Some(7_000));
+    let (found, found_user) = s.get_session(&[10; 32]).await?.ok_or("session missing")?;
+    assert_eq!(found, session);
+    assert_eq!(found_user.role, Role::Editor);
+    assert!(s.get_session(&[11; 32]).await?.is_none());
+    // A session for a user of another org (or no user) is refused.
+    let stray = SessionRow { org_id: OrgId::generate(), ..session_row(&user, 12, 1, 2) };
+    assert!(matches!(sign_in(s, &stray).await, Err(StoreError::NotFound)));
+    assert!(s.get_session(&[12; 32]).await?.is_none());
+
+    // A role change made after sign-in shows on the next lookup.
+    s.update_user_role(org, user.user_id, Role::Viewer, &event(org, "user.role_changed", "x")).await?;
+    let (_, now_user) = s.get_session(&[10; 32]).await?.ok_or("session missing")?;
+    assert_eq!(now_user.role, Role::Viewer);
+
+    // Touch moves last_seen_at forward only.
+    s.touch_session(&[10; 32], 8_000).await?;
+    s.touch_session(&[10; 32], 7_500).await?;
+    s.touch_session(&[11; 32], 8_000).await?;
+    let (touched, _) = s.get_session(&[10; 32]).await?.ok_or("session missing")?;
+    assert_eq!(touched.last_seen_at, 8_000);
+
+    // Sign-out: idempotent, audited once.
+    s.delete_session(&[10; 32], Some(&event(org, "user.signed_out", "x"))).await?;
+    assert!(s.get_session(&[10; 32]).await?.is_none());
+    s.delete_session(&[10; 32], Some(&event(org, "user.signed_out", "x"))).await?;
+    s.delete_session(&[10; 32], None).await?;
+    let actions = audit_actions(s, org).await?;
+    assert_eq!(actions.iter().filter(|a| *a == "user.signed_out").count(), 1);
+    assert_eq!(actions.iter().filter(|a| *a == "user.signed_in").count(), 1);
+
+    // Removing a user ends their sessions.
+    sign_in(s, &session_row(&user, 13, 9_000, 100_000)).await?;
+    sign_in(s, &session_row(&user, 14, 9_100, 100_000)).await?;
+    sign_in(s, &session_row(&admin, 15, 9_200, 100_000)).await?;
+    s.delete_user(org, user.user_id, &event(org, "user.removed", "x")).await?;
+    assert!(s.get_session(&[13; 32]).await?.is_none());
+    assert!(s.get_session(&[14; 32]).await?.is_none());
+    assert!(s.get_session(&[15; 32]).await?.is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn set_password_ends_every_other_session() -> TestResult {
+    let f = fixture().await?;
+    let s = &*f.store;
+    let (org, _, admin) = make_org_with_admin(s, "pw-admin@example.com").await?;
+    let user = user_row(org, "pw@example.com", Role::Editor, "$argon2id$old");
+    add_user(s, &user, None).await?;
+    for d in [20, 21, 22] {
+        sign_in(s, &session_row(&user, d, 1_000, 100_000)).await?;
+    }
+    sign_in(s, &session_row(&admin, 23, 1_000, 100_000)).await?;
+
+    // Changed from session 21: it stays, the user's others end.
+    s.set_user_password(org, user.user_id, "$argon2id$new", false, Some(&[21; 32]), &event(org, "user.password", "x"))
+        .await?;
+    assert!(s.get_session(&[20; 32]).await?.is_none());
+    assert!(s.get_session(&[22; 32]).await?.is_none());
+    let (_, u) = s.get_session(&[21; 32]).await?.ok_or("kept session missing")?;
+    assert_eq!((u.password_hash.as_str(), u.must_change_password), ("$argon2id$new", false));
+    // Another user's session is untouched.
+    assert!(s.get_session(&[23; 32]).await?.is_some());
+
+    // Reset by an admin, with a one-time password: every session ends.
+    s.set_user_password(org, user.user_id, "$argon2id$reset", true, None, &event(org, "user.password", "x")).await?;
+    assert!(s.get_session(&[21; 32]).await?.is_none());
+    let reset = s.get_user(org, user.user_id).await?;
+    assert_eq!((reset.password_hash.as_str(), reset.must_change_password), ("$argon2id$reset", true));
+    assert!(s.get_session(&[23; 32]).await?.is_some());
+    assert_eq!(audit_actions(s, org).await?.iter().filter(|a| *a == "user.password").count(), 2);
+
+    let unknown = s.set_user_password(org, user_id(), "$argon2id$x", false, None, &event(org, "x", "x")).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound)));
+    Ok(())
+}
+
+#[tokio::test]
+async fn users_are_scoped_by_org() -> TestResult {
+    let f = fixture().await?;
+    let s = &*f.store;
+    let (org_a, _) = make_org(s, "scope-a@example.com").await?;
+    let (org_b, _) = make_org(s, "scope-b@example.com").await?;
+    let user = user_row(org_a, "member-a@example.com", Role::Admin, "$argon2id$a");
+    add_user(s, &user, None).await?;
+    sign_in(s, &session_row(&user, 30, 1_000, 100_000)).await?;
+    let ev = event(org_b, "user.x", &user.user_id.to_string());
+
+    assert!(matches!(s.get_user(org_b, user.user_id).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.update_user_role(org_b, user.user_id, Role::Viewer, &ev).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.delete_user(org_b, user.user_id, &ev).await, Err(StoreError::NotFound)));
+    let r = s.set_user_password(org_b, user.user_id, "$argon2id$b", false, None, &ev).await;
+    assert!(matches!(r, Err(StoreError::NotFound)));
+    assert!(!s.list_users(org_b, &page(50, None)).await?.iter().any(|u| u.user_id == user.user_id));
+
+    // Nothing changed in org A, and org B's log holds none of the attempts.
+    let now = s.get_user(org_a, user.user_id).await?;
+    assert_eq!((now.role, now.password_hash.as_str()), (Role::Admin, "$argon2id$a"));
+    assert!(s.get_session(&[30; 32]).await?.is_some());
+    assert!(!audit_actions(s, org_b).await?.iter().any(|a| a == "user.x"));
+
+    // An invitation must be for the user it is inserted with.
+    let other = user_row(org_b, "member-b@example.com", Role::Viewer, "");
+    let wrong = invitation(&user, 31, 90_000);
+    assert!(matches!(add_user(s, &other, Some(&wrong)).await, Err(StoreError::Internal(_))));
+    assert!(s.find_user_by_email("member-b@example.com").await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn prune_sessions_drops_expired_idle_sessions_and_stale_invitations() -> TestResult {
+    let f = fixture().await?;
+    let s = &*f.store;
+    let (org, _, admin) = make_org_with_admin(s, "prune@example.com").await?;
+    let now = 50_000;
+    let idle_before = 40_000;
+
+    let expired = session_row(&admin, 40, 45_000, now - 1);
+    let idle = session_row(&admin, 41, idle_before - 1, 100_000);
+    let live = session_row(&admin, 42, idle_before, now);
+    for sess in [&expired, &idle, &live] {
+        sign_in(s, sess).await?;
+    }
+    // Seen recently, so no longer idle.
+    let revived = session_row(&admin, 43, 1_000, 100_000);
+    sign_in(s, &revived).await?;
+    s.touch_session(&[43; 32], 45_000).await?;
+
+    let stale = user_row(org, "stale@example.com", Role::Viewer, "");
+    let pending = user_row(org, "pending@example.com", Role::Viewer, "");
+    let accepted = user_row(org, "accepted@example.com", Role::Viewer, "");
+    add_user(s, &stale, Some(&invitation(&stale, 50, now - 1))).await?;
+    add_user(s, &pending, Some(&invitation(&pending, 51, now))).await?;
+    add_user(s, &accepted, Some(&invitation(&accepted, 52, 30_000))).await?;
+    s.accept_invitation(&[52; 32], "$argon2id$acc", 20_000, &event(org, "user.accepted", "x")).await?;
+
+    assert_eq!(s.prune_sessions(now, idle_before).await?, 3);
+    assert!(s.get_session(&[40; 32]).await?.is_none());
+    assert!(s.get_session(&[41; 32]).await?.is_none());
+    assert!(s.get_session(&[42; 32]).await?.is_some());
+    assert!(s.get_session(&[43; 32]).await?.is_some());
+    assert!(s.get_invitation(&[50; 32]).await?.is_none());
+    assert!(s.get_invitation(&[51; 32]).await?.is_some());
+    // Accepted invitations are kept, expired or not.
+    assert!(s.get_invitation(&[52; 32]).await?.is_some());
+    // The user of a pruned invitation stays, as invited.
+    assert_eq!(s.get_user(org, stale.user_id).await?.status(), "invited");
+    assert_eq!(s.prune_sessions(now, idle_before).await?, 0);
+    Ok(())
+}
+
+// ---- the audit log ----------------------------------------------------------------------
+
+fn audit_at(org: OrgId, actor: &str, action: &str, target: &str, at: i64) -> AuditRow {
+    AuditRow { actor: actor.into(), at, ..event(org, action, target) }
+}
+
+#[tokio::test]
+async fn audit_filters_combine_and_page() -> TestResult {
+    let f = fixture().await?;
+    let s = &*f.store;
+    let (org, _) = make_org(s, "audit-f@example.com").await?;
+    let (org_b, _) = make_org(s, "audit-fb@example.com").await?;
+    let rows = [
+        audit_at(org, "usr_a", "user.created", "usr_x", 100),
+        audit_at(org, "usr_a", "user.role_changed", "usr_x", 200),
+        audit_at(org, "key_k", "api_key.created", "key_1", 300),
+        audit_at(org, "usr_b", "user.signed_in", "usr_b", 400),
+        audit_at(org, "usr_a", "user.removed", "usr_x", 500),
+        audit_at(org, "usr_a", "users.odd", "usr_y", 600),
+        audit_at(org, "usr_a", "User.created", "usr_y", 700),
+        audit_at(org_b, "usr_a", "user.created", "usr_x", 300),
+    ];
+    for r in &rows {
+        s.insert_audit(r).await?;
+    }
+    let ids = |v: Vec<AuditRow>| v.into_iter().map(|r| r.event_id).collect::<Vec<_>>();
+    let expect = |idx: &[usize]| idx.iter().map(|&i| rows[i].event_id.clone()).collect::<Vec<_>>();
+    let q = |f: fn(&mut AuditQuery)| {
+        let mut q = audit_page(50, None);
+        f(&mut q);
+        q
+    };
+
+    // insert_audit stored the row as given.
+    let all = s.list_audit(org, &q(|_| {})).await?;
+    assert_eq!(all[0], rows[6]);
+    assert_eq!(all.len(), 7 + 2); // plus org.created and api_key.created of make_org
+
+    assert_eq!(ids(s.list_audit(org, &q(|q| q.actor = Some("usr_a".into()))).await?), expect(&[6, 5, 4, 1, 0]));
+    // Exact action.
+    assert_eq!(ids(s.list_audit(org, &q(|q| q.action = Some("user.created".into()))).await?), expect(&[0]));
+    assert!(s.list_audit(org, &q(|q| q.action = Some("user".into()))).await?.is_empty());
+    // Prefix: `user.` matches neither `users.odd` nor `User.created`.
+    assert_eq!(ids(s.list_audit(org, &q(|q| q.action = Some("user.".into()))).await?), expect(&[4, 3, 1, 0]));
+    assert_eq!(ids(s.list_audit(org, &q(|q| q.action = Some("api_key.".into()))).await?).len(), 2);
+    // A LIKE wildcard is no wildcard.
+    assert!(s.list_audit(org, &q(|q| q.action = Some("user%".into()))).await?.is_empty());
+    assert!(s.list_audit(org, &q(|q| q.action = Some("_ser.".into()))).await?.is_empty());
+    assert_eq!(ids(s.list_audit(org, &q(|q| q.target = Some("usr_x".into()))).await?), expect(&[4, 1, 0]));
+    // Time range: since inclusive, until exclusive.
+    assert_eq!(ids(s.list_audit(org, &q(|q| q.since_ms = Some(500))).await?), expect(&[6, 5, 4]));
+    assert_eq!(ids(s.list_audit(org, &q(|q| q.until_ms = Some(200))).await?).len(), 1 + 2);
+    let range = q(|q| {
+        q.since_ms = Some(200);
+        q.until_ms = Some(500);
+    });
+    assert_eq!(ids(s.list_audit(org, &range).await?), expect(&[3, 2, 1]));
+    // Combined.
+    let combined = q(|q| {
+        q.actor = Some("usr_a".into());
+        q.action = Some("user.".into());
+        q.target = Some("usr_x".into());
+        q.since_ms = Some(150);
+        q.until_ms = Some(600);
+    });
+    assert_eq!(ids(s.list_audit(org, &combined).await?), expect(&[4, 1]));
+    // Empty values filter nothing.
+    let empty = q(|q| {
+        q.actor = Some(String::new());
+        q.action = Some(String::new());
+        q.target = Some(String::new());
+    });
+    assert_eq!(s.list_audit(org, &empty).await?.len(), 9);
+    // Org B sees only its own row through the same filter.
+    assert_eq!(ids(s.list_audit(org_b, &q(|q| q.actor = Some("usr_a".into()))).await?), expect(&[7]));
+
+    // Pages of a filtered list, following the cursor.
+    let mut seen = vec![];
+    let mut cursor = None;
+    loop {
+        let mut page_q = q(|q| q.actor = Some("usr_a".into()));
+        page_q.page = page(2, cursor.clone());
+        let got = s.list_audit(org, &page_q).await?;
+        if got.is_empty() {
+            break;
+        }
+        cursor = got.last().map(|r| r.event_id.clone());
+        seen.extend(ids(got));
+    }
+    assert_eq!(seen, expect(&[6, 5, 4, 1, 0]));
+    let bad = s.list_audit(org, &audit_page(2, Some("usr_01".into()))).await;
+    assert!(matches!(bad, Err(ref e) if is_domain(e, ErrorCode::BadRequest)));
     Ok(())
 }

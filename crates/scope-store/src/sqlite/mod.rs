@@ -8,13 +8,18 @@
 //!
 //! All queries are runtime queries with bound parameters; error messages never
 //! carry bound values.
+//!
+//! This file holds the pools, the shared helpers and the one `impl Store`;
+//! users, sessions and invitations are in `users.rs`.
+
+mod users;
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use scope_domain::{DomainError, KeyId, OrgId, PromptId, Role, VersionId, VersionStatus};
+use scope_domain::{DomainError, KeyId, OrgId, PromptId, Role, UserId, VersionId, VersionStatus};
 use sqlx::error::ErrorKind;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -145,7 +150,7 @@ fn db_err(e: sqlx::Error) -> StoreError {
 fn conflict_message(msg: &str) -> &'static str {
     if msg.contains("prompts.name") {
         "a prompt with this name already exists"
-    } else if msg.contains("users.email") {
+    } else if msg.contains("users.email") || msg.contains("users_email") {
         "a user with this email already exists"
     } else if msg.contains("prompt_versions.version") {
         "a version with this number already exists"
@@ -231,6 +236,15 @@ fn number_cursor(cursor: &Option<String>) -> StoreResult<Option<i64>> {
         None => Ok(None),
         Some(c) => c.parse::<u32>().map(|n| Some(i64::from(n))).map_err(|_| invalid_cursor()),
     }
+}
+
+/// For an action filter ending with `.` (`user.`), the half-open range of
+/// the actions it is a prefix of: `[user., user/)`, since `/` follows `.`.
+/// A range, unlike `LIKE`, is case-sensitive like the exact filter and can
+/// use the `audit_events_action` index. `None` for an exact filter.
+fn prefix_range(action: &str) -> Option<(String, String)> {
+    let stem = action.strip_suffix('.')?;
+    Some((action.to_owned(), format!("{stem}/")))
 }
 
 /// `%`, `_` and `\` taken literally in a `LIKE … ESCAPE '\'` pattern.
@@ -602,19 +616,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .db()?;
-        sqlx::query(
-            "INSERT INTO users (user_id, org_id, email, password_hash, role, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(admin.user_id.to_string())
-        .bind(admin.org_id.to_string())
-        .bind(&admin.email)
-        .bind(&admin.password_hash)
-        .bind(admin.role.as_str())
-        .bind(admin.created_at)
-        .execute(&mut *tx)
-        .await
-        .db()?;
+        users::insert_user_row(&mut tx, admin).await?;
         insert_key(&mut tx, key).await?;
         for a in audit {
             insert_audit(&mut tx, a).await?;
@@ -630,6 +632,89 @@ impl Store for SqliteStore {
             .db()?
             .ok_or(StoreError::NotFound)?
             .into_row()
+    }
+
+    async fn list_users(&self, org: OrgId, query: &PageQuery) -> StoreResult<Vec<UserRow>> {
+        users::list_users(self, org, query).await
+    }
+
+    async fn get_user(&self, org: OrgId, user: UserId) -> StoreResult<UserRow> {
+        users::get_user(self, org, user).await
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
+        users::find_user_by_email(self, email).await
+    }
+
+    async fn insert_user(
+        &self,
+        user: &UserRow,
+        invitation: Option<&InvitationRow>,
+        audit: &AuditRow,
+    ) -> StoreResult<()> {
+        users::insert_user(self, user, invitation, audit).await
+    }
+
+    async fn update_user_role(&self, org: OrgId, user: UserId, role: Role, audit: &AuditRow) -> StoreResult<UserRow> {
+        users::update_user_role(self, org, user, role, audit).await
+    }
+
+    async fn delete_user(&self, org: OrgId, user: UserId, audit: &AuditRow) -> StoreResult<()> {
+        users::delete_user(self, org, user, audit).await
+    }
+
+    async fn set_user_password(
+        &self,
+        org: OrgId,
+        user: UserId,
+        password_hash: &str,
+        must_change_password: bool,
+        keep_session: Option<&[u8; 32]>,
+        audit: &AuditRow,
+    ) -> StoreResult<()> {
+        users::set_user_password(self, org, user, password_hash, must_change_password, keep_session, audit).await
+    }
+
+    async fn get_invitation(&self, token_digest: &[u8; 32]) -> StoreResult<Option<(InvitationRow, UserRow)>> {
+        users::get_invitation(self, token_digest).await
+    }
+
+    async fn accept_invitation(
+        &self,
+        token_digest: &[u8; 32],
+        password_hash: &str,
+        now_ms: i64,
+        audit: &AuditRow,
+    ) -> StoreResult<UserRow> {
+        users::accept_invitation(self, token_digest, password_hash, now_ms, audit).await
+    }
+
+    // ---- sessions ----------------------------------------------------------------------
+
+    async fn create_session(&self, session: &SessionRow, audit: &AuditRow) -> StoreResult<()> {
+        users::create_session(self, session, audit).await
+    }
+
+    async fn get_session(&self, session_digest: &[u8; 32]) -> StoreResult<Option<(SessionRow, UserRow)>> {
+        users::get_session(self, session_digest).await
+    }
+
+    async fn touch_session(&self, session_digest: &[u8; 32], now_ms: i64) -> StoreResult<()> {
+        users::touch_session(self, session_digest, now_ms).await
+    }
+
+    async fn delete_session(&self, session_digest: &[u8; 32], audit: Option<&AuditRow>) -> StoreResult<()> {
+        users::delete_session(self, session_digest, audit).await
+    }
+
+    async fn prune_sessions(&self, now_ms: i64, idle_before_ms: i64) -> StoreResult<u64> {
+        users::prune_sessions(self, now_ms, idle_before_ms).await
+    }
+
+    async fn insert_audit(&self, audit: &AuditRow) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.db()
     }
 
     // ---- API keys --------------------------------------------------------------------
@@ -1326,14 +1411,38 @@ impl Store for SqliteStore {
 
     // ---- audit ---------------------------------------------------------------------------
 
-    async fn list_audit(&self, org: OrgId, query: &PageQuery) -> StoreResult<Vec<AuditRow>> {
-        let cursor = text_cursor(&query.cursor, "evt_")?;
+    async fn list_audit(&self, org: OrgId, query: &AuditQuery) -> StoreResult<Vec<AuditRow>> {
+        let cursor = text_cursor(&query.page.cursor, "evt_")?;
+        // An empty filter value (`?actor=`) filters nothing.
+        let given = |f: &Option<String>| f.clone().filter(|v| !v.is_empty());
         let mut qb = QueryBuilder::<Sqlite>::new(AUDIT_COLUMNS);
         qb.push(" WHERE org_id = ").push_bind(org.to_string());
         if let Some(c) = cursor {
             qb.push(" AND event_id < ").push_bind(c);
         }
-        qb.push(" ORDER BY event_id DESC LIMIT ").push_bind(i64::from(query.limit));
+        if let Some(actor) = given(&query.actor) {
+            qb.push(" AND actor = ").push_bind(actor);
+        }
+        if let Some(action) = given(&query.action) {
+            match prefix_range(&action) {
+                Some((from, to)) => {
+                    qb.push(" AND action >= ").push_bind(from).push(" AND action < ").push_bind(to);
+                }
+                None => {
+                    qb.push(" AND action = ").push_bind(action);
+                }
+            }
+        }
+        if let Some(target) = given(&query.target) {
+            qb.push(" AND target = ").push_bind(target);
+        }
+        if let Some(since) = query.since_ms {
+            qb.push(" AND at >= ").push_bind(since);
+        }
+        if let Some(until) = query.until_ms {
+            qb.push(" AND at < ").push_bind(until);
+        }
+        qb.push(" ORDER BY event_id DESC LIMIT ").push_bind(i64::from(query.page.limit));
         qb.build_query_as::<RawAudit>().fetch_all(&self.read).await.db()?.into_iter().map(RawAudit::into_row).collect()
     }
 
@@ -1457,6 +1566,13 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn action_prefix_is_a_range() {
+        assert_eq!(prefix_range("user."), Some(("user.".to_owned(), "user/".to_owned())));
+        assert_eq!(prefix_range("user.created"), None);
+        assert_eq!(prefix_range("."), Some((".".to_owned(), "/".to_owned())));
+    }
 
     #[test]
     fn like_pattern_escapes_wildcards() {
