@@ -124,6 +124,29 @@ struct ServeArgs {
     /// Failed token exchanges per client address per minute before 429.
     #[arg(long, env = "SCOPE_AUTH_FAILURE_LIMIT", default_value = "20", value_parser = parse_failure_limit)]
     auth_failure_limit: u32,
+    /// Console sessions end after this many seconds without a request.
+    #[arg(long, env = "SCOPE_SESSION_IDLE_SECS", default_value = "3600", value_parser = parse_session_secs)]
+    session_idle_secs: u64,
+    /// Console sessions end this many seconds after sign-in.
+    #[arg(long, env = "SCOPE_SESSION_MAX_AGE_SECS", default_value = "43200", value_parser = parse_session_secs)]
+    session_max_age_secs: u64,
+    /// Failed sign-ins per account, and per client address, per minute before 429.
+    #[arg(long, env = "SCOPE_SIGN_IN_FAILURE_LIMIT", default_value = "10", value_parser = parse_sign_in_limit)]
+    sign_in_failure_limit: u32,
+}
+
+fn parse_sign_in_limit(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("SCOPE_SIGN_IN_FAILURE_LIMIT must be a whole number, at least 1".into()),
+    }
+}
+
+fn parse_session_secs(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (60..=30 * 86_400).contains(&n) => Ok(n),
+        _ => Err("SCOPE_SESSION_IDLE_SECS and SCOPE_SESSION_MAX_AGE_SECS must be whole seconds between 60 and 2592000".into()),
+    }
 }
 
 fn parse_ttl(s: &str) -> Result<u64, String> {
@@ -281,6 +304,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.public_url = args.public_url.clone();
             c.max_body_bytes = args.max_body_bytes;
             c.auth_failure_limit = args.auth_failure_limit;
+            c.session_idle_timeout = Duration::from_secs(args.session_idle_secs);
+            c.session_max_age = Duration::from_secs(args.session_max_age_secs);
+            c.sign_in_failure_limit = args.sign_in_failure_limit;
             scope_server::serve(c, shutdown_signal()).await.map_err(app_err)
         }
         Command::Init { org_name, admin_email, json } => {

@@ -28,6 +28,13 @@ pub struct ServerConfig {
     /// change was made by another process (changes made by this process
     /// invalidate at once). Zero disables the cache.
     pub prompt_cache_ttl: Duration,
+    /// A console session ends after this long without a request.
+    pub session_idle_timeout: Duration,
+    /// A console session ends this long after sign-in, whatever its use.
+    pub session_max_age: Duration,
+    /// Failed sign-ins allowed per account, and per client address, per
+    /// minute before answering 429.
+    pub sign_in_failure_limit: u32,
 }
 
 impl ServerConfig {
@@ -43,6 +50,9 @@ impl ServerConfig {
             gate_poll_interval: Duration::from_millis(250),
             usage_flush_interval: Duration::from_secs(2),
             prompt_cache_ttl: Duration::from_secs(1),
+            session_idle_timeout: Duration::from_secs(3600),
+            session_max_age: Duration::from_secs(12 * 3600),
+            sign_in_failure_limit: 10,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! - [`service`]: business rules that need I/O (who may do what, what a
 //!   revoke does, the token exchange), called by HTTP handlers and the CLI;
 //! - [`http`]: axum routes, extractors and the single error mapping, kept thin;
+//! - [`web`]: the web console's pages, calling the same services as [`http`];
 //! - [`runtime`]: in-memory views that keep the hot path off the database
 //!   (revocation view, verified-token cache, usage counters, signing keys).
 
@@ -13,6 +14,7 @@ pub mod http;
 pub mod runtime;
 pub mod service;
 pub mod views;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! `is_published`, `is_archived` or `raw_data`: the reference SDKs copy every
 //! field onto their own objects, where those names collide.
 
-use scope_store::{ApiKeyRow, AuditRow, PromotionRow, PromptSummary, UsageDay, VersionRow};
+use scope_store::{ApiKeyRow, AuditRow, PromotionRow, PromptSummary, UsageDay, UserRow, VersionRow};
 use serde::Serialize;
 
 use crate::service::api_keys::review_reasons;
@@ -201,6 +201,35 @@ pub struct UsageDayView {
 impl From<&UsageDay> for UsageDayView {
     fn from(u: &UsageDay) -> Self {
         Self { date: u.day.clone(), count: u.count }
+    }
+}
+
+/// A console user. Never a password or its hash.
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub user_id: String,
+    pub org_id: String,
+    pub email: String,
+    pub role: &'static str,
+    /// `invited` (invitation not yet accepted) or `active`.
+    pub status: &'static str,
+    pub must_change_password: bool,
+    pub created_at: String,
+    pub last_sign_in_at: Option<String>,
+}
+
+impl From<&UserRow> for UserView {
+    fn from(u: &UserRow) -> Self {
+        Self {
+            user_id: u.user_id.to_string(),
+            org_id: u.org_id.to_string(),
+            email: u.email.clone(),
+            role: u.role.as_str(),
+            status: u.status(),
+            must_change_password: u.must_change_password,
+            created_at: ts(u.created_at),
+            last_sign_in_at: ts_opt(u.last_sign_in_at),
+        }
     }
 }
 

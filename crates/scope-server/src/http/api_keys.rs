@@ -19,7 +19,7 @@ use crate::service::api_keys::{self, CreatedKey, NewKey};
 use crate::service::{page, App, Principal};
 use crate::views::{ApiKeyView, ListView, UsageDayView};
 
-fn parse_time(field: &str, s: &str) -> Result<i64, AppError> {
+pub fn parse_time(field: &str, s: &str) -> Result<i64, AppError> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|d| d.timestamp_millis())
         .map_err(|_| DomainError::bad_request(format!("{field} must be an RFC 3339 timestamp")).into())

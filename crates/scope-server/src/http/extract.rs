@@ -8,11 +8,12 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use scope_domain::{DomainError, ErrorCode};
 use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
+use crate::service::sessions::{self, Session};
 use crate::service::{auth, App, Principal};
 
 fn body_error(r: BytesRejection) -> AppError {
@@ -66,19 +67,84 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The caller, from `Authorization: Bearer <jwt>`.
+/// The caller: `Authorization: Bearer <jwt>`, or else a console session
+/// cookie. With a session, a state-changing request must carry the session's
+/// CSRF token in `X-CSRF-Token` and come from this origin, and a user whose
+/// initial password is one-time may do nothing else until it is changed.
 impl FromRequestParts<Arc<App>> for Principal {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
-        let header =
-            parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(AppError::Unauthorized)?;
-        let (scheme, token) = header.split_once(' ').ok_or(AppError::Unauthorized)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(AppError::Unauthorized);
+        if let Some(header) = parts.headers.get(header::AUTHORIZATION) {
+            let header = header.to_str().map_err(|_| AppError::Unauthorized)?;
+            let (scheme, token) = header.split_once(' ').ok_or(AppError::Unauthorized)?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(AppError::Unauthorized);
+            }
+            return auth::authenticate(app, token.trim());
         }
-        auth::authenticate(app, token.trim())
+        let session = Session::from_request_parts(parts, app).await?;
+        if !is_safe(&parts.method) {
+            check_origin(&parts.headers)?;
+            let given = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+            sessions::check_csrf(&session, given)?;
+        }
+        sessions::require_password_current(&session)?;
+        Ok(session.principal)
     }
+}
+
+/// A console session from the `scope_session` cookie (no CSRF check: the
+/// console's form handlers check the token sent in the form).
+impl FromRequestParts<Arc<App>> for Session {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        if let Some(cached) = parts.extensions.get::<Session>() {
+            return Ok(cached.clone());
+        }
+        let token = cookie(&parts.headers, sessions::COOKIE).ok_or(AppError::Unauthorized)?;
+        let session = sessions::resolve(app, &token).await?;
+        parts.extensions.insert(session.clone());
+        Ok(session)
+    }
+}
+
+pub fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The value of cookie `name`, if sent.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+/// Refuses a cross-site state-changing request (defence in depth beside the
+/// CSRF token and `SameSite`): `Sec-Fetch-Site` must be same-origin (or
+/// none, a typed URL), and `Origin`, when sent, must name this host.
+pub fn check_origin(headers: &HeaderMap) -> Result<(), AppError> {
+    let refused = || AppError::from(DomainError::forbidden("cross-origin request refused"));
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if !matches!(site, "same-origin" | "none") {
+            return Err(refused());
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().map_err(|_| refused())?;
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).ok_or_else(refused)?;
+        let authority = origin.split_once("://").map(|(_, a)| a).ok_or_else(refused)?;
+        if !authority.eq_ignore_ascii_case(host) {
+            return Err(refused());
+        }
+    }
+    Ok(())
 }
 
 /// The client's address (for the failed-attempt limiter).

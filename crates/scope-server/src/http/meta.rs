@@ -13,6 +13,7 @@ use super::error::error_response;
 use super::extract::ApiQuery;
 use crate::error::AppError;
 use crate::service::{audit, page, Actor, App, Principal};
+use scope_store::AuditQuery;
 use crate::views::{AuditView, ListView};
 
 pub async fn healthz() -> impl IntoResponse {
@@ -35,10 +36,10 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
 /// `GET /api/v1/me`.
 pub async fn me(State(app): State<Arc<App>>, p: Principal) -> Result<impl IntoResponse, AppError> {
     let org = app.store.get_org(p.org).await?;
-    let (principal_type, principal_id) = match p.actor {
-        Actor::Key(k) => ("api_key", k.to_string()),
-        Actor::User(u) => ("user", u.to_string()),
-        Actor::System => ("system", "system".to_owned()),
+    let (principal_type, principal_id, email) = match p.actor {
+        Actor::Key(k) => ("api_key", k.to_string(), None),
+        Actor::User(u) => ("user", u.to_string(), app.store.get_user(p.org, u).await.ok().map(|u| u.email)),
+        Actor::System => ("system", "system".to_owned(), None),
     };
     Ok(Json(json!({
         "org_id": p.org.to_string(),
@@ -47,22 +48,48 @@ pub async fn me(State(app): State<Arc<App>>, p: Principal) -> Result<impl IntoRe
         "principal_id": principal_id,
         "role": p.role,
         "environment": p.environment,
+        "email": email,
     })))
 }
 
-#[derive(Deserialize)]
-pub struct PageParams {
-    limit: Option<u32>,
-    cursor: Option<String>,
+#[derive(Deserialize, Default)]
+pub struct AuditParams {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    /// RFC 3339, inclusive.
+    pub since: Option<String>,
+    /// RFC 3339, exclusive.
+    pub until: Option<String>,
 }
 
-/// `GET /api/v1/audit-events` (admin).
+impl AuditParams {
+    /// Empty values mean "no filter" (what an empty form field sends).
+    pub fn into_query(self) -> Result<AuditQuery, AppError> {
+        let opt = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        let time = |field: &str, v: Option<String>| -> Result<Option<i64>, AppError> {
+            opt(v).map(|s| super::api_keys::parse_time(field, &s)).transpose()
+        };
+        Ok(AuditQuery {
+            page: page(self.limit, opt(self.cursor))?,
+            actor: opt(self.actor),
+            action: opt(self.action),
+            target: opt(self.target),
+            since_ms: time("since", self.since)?,
+            until_ms: time("until", self.until)?,
+        })
+    }
+}
+
+/// `GET /api/v1/audit-events?actor=&action=&target=&since=&until=` (admin).
 pub async fn audit_events(
     State(app): State<Arc<App>>,
     p: Principal,
-    ApiQuery(q): ApiQuery<PageParams>,
+    ApiQuery(q): ApiQuery<AuditParams>,
 ) -> Result<impl IntoResponse, AppError> {
-    let pg = audit::list(&app, &p, page(q.limit, q.cursor)?).await?;
+    let pg = audit::list(&app, &p, q.into_query()?).await?;
     Ok(Json(ListView { data: pg.data.iter().map(AuditView::from).collect(), next_cursor: pg.next_cursor }))
 }
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod meta;
 pub mod prompts;
+pub mod users;
 pub mod versions;
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use scope_domain::ErrorCode;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -44,7 +45,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api-keys/{key_id}/revoke", post(api_keys::revoke))
         .route("/api-keys/{key_id}/rotate", post(api_keys::rotate))
         .route("/api-keys/{key_id}/usage", get(api_keys::usage))
-        .route("/audit-events", get(meta::audit_events));
+        .route("/audit-events", get(meta::audit_events))
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/{user_id}", get(users::get).patch(users::update).delete(users::delete))
+        .route("/me/password", put(users::change_password))
+        .route("/sessions", post(users::sign_in))
+        .route("/sessions/current", delete(users::sign_out));
 
     let max_body = app.config.max_body_bytes;
     Router::new()
@@ -55,6 +61,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/auth/applications/login", post(auth::applications_login))
         .route("/oauth/token", post(auth::oauth_token))
         .nest("/api/v1", api)
+        .merge(crate::web::router())
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

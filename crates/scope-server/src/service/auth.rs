@@ -51,7 +51,7 @@ fn dummy_digest() -> &'static SecretDigest {
 
 pub async fn exchange(app: &App, client: IpAddr, creds: Credentials<'_>) -> Result<IssuedToken, AppError> {
     let now = now_ms();
-    if let Some(retry_after) = app.failures.check(client, now) {
+    if let Some(retry_after) = app.failures.check(&client, now) {
         return Err(AppError::RateLimited(retry_after));
     }
     let result = check_credentials(app, &creds, now).await;

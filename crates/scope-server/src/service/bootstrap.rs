@@ -3,15 +3,14 @@
 //! with an admin user (random password) and an admin API key; both secrets
 //! are shown once, to the operator, and stored only as hashes.
 
-use argon2::password_hash::{rand_core::OsRng as PhOsRng, SaltString};
-use argon2::{Argon2, PasswordHasher};
-use rand::Rng;
 use scope_domain::{OrgId, Role, UserId};
 use scope_store::{OrgRow, Store, UserRow};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::api_keys::{new_key_row, NewKey};
+use super::passwords::{hash_password, random_password};
+use super::users::normalize_email;
 use super::{audit, App, Principal};
 use crate::error::AppError;
 use crate::runtime::now_ms;
@@ -59,40 +58,16 @@ impl NewOrg {
     pub fn print_first_run(&self, listen: &str) {
         println!(
             "Scope initialized a new deployment (shown only once; store these now):\n\
-             {}Exchange the API key for a token:\n  \
+             {}Sign in to the web console at http://{}/ with admin_email and admin_password.\n\
+             Exchange the API key for a token:\n  \
              curl -s -X POST http://{}/v1/auth/sdk-token -H 'content-type: application/json' \\\n    \
              -d '{{\"account_id\":\"{}\",\"key_id\":\"{}\",\"key_secret\":\"<api_key.secret>\"}}'",
             self.to_text(),
             listen,
+            listen,
             self.org_id,
             self.key_id
         );
-    }
-}
-
-fn random_password() -> SecretString {
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-    let mut rng = rand::rngs::OsRng;
-    let s: String = (0..24).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
-    SecretString::from(s)
-}
-
-pub fn hash_password(password: &SecretString) -> Result<String, AppError> {
-    let salt = SaltString::generate(&mut PhOsRng);
-    Argon2::default()
-        .hash_password(password.expose_secret().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|_| AppError::Internal("password hashing failed".into()))
-}
-
-fn validate_email(email: &str) -> Result<(), AppError> {
-    let ok = email.len() <= 254
-        && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(())
-    } else {
-        Err(DomainError::bad_request("admin email is not a valid address").into())
     }
 }
 
@@ -102,7 +77,7 @@ pub async fn create_org(store: &dyn Store, org_name: &str, admin_email: &str) ->
     if name.is_empty() || name.chars().count() > 128 {
         return Err(DomainError::bad_request("organization name must be 1-128 characters").into());
     }
-    validate_email(admin_email)?;
+    let admin_email = &normalize_email(admin_email)?;
     let now = now_ms();
     let org = OrgRow { org_id: OrgId::generate(), name: name.to_owned(), created_at: now };
     let password = random_password();
@@ -113,6 +88,8 @@ pub async fn create_org(store: &dyn Store, org_name: &str, admin_email: &str) ->
         password_hash: hash_password(&password)?,
         role: Role::Admin,
         created_at: now,
+        must_change_password: false,
+        last_sign_in_at: None,
     };
     let key_req = NewKey { name: "admin".into(), environment: None, role: Some(Role::Admin), expires_at: None };
     let created = new_key_row(org.org_id, user.user_id.to_string(), &key_req, now)?;
@@ -126,7 +103,7 @@ pub async fn create_org(store: &dyn Store, org_name: &str, admin_email: &str) ->
     Ok(NewOrg {
         org_id: org.org_id,
         org_name: org.name,
-        admin_email: admin_email.to_owned(),
+        admin_email: admin_email.clone(),
         admin_password: password,
         key_id: created.key.key_id,
         secret: created.secret,

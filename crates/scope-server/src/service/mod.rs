@@ -6,7 +6,10 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod passwords;
 pub mod prompts;
+pub mod sessions;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -115,6 +118,10 @@ pub struct App {
     pub prompts: PromptCache,
     pub usage: UsageCounter,
     pub failures: FailureLimiter,
+    /// Failed sign-ins per client address.
+    pub sign_in_ip_failures: FailureLimiter,
+    /// Failed sign-ins per account (lower-cased email).
+    pub sign_in_account_failures: FailureLimiter<String>,
     issuer: RwLock<String>,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -132,6 +139,8 @@ impl App {
         let prompts = PromptCache::new(config.prompt_cache_ttl, 100_000);
         let app = Self {
             failures: FailureLimiter::new(config.auth_failure_limit),
+            sign_in_ip_failures: FailureLimiter::new(config.sign_in_failure_limit),
+            sign_in_account_failures: FailureLimiter::new(config.sign_in_failure_limit),
             prompts,
             store,
             config,

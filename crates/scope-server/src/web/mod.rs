@@ -1,0 +1,78 @@
+//! The web console: server-rendered pages (maud) for people, served by the
+//! same process as the APIs. Handlers here are as thin as the JSON ones: they
+//! resolve the session (`Ctx`), call the same `service::…` functions with the
+//! session's `Principal`, and render. Roles and tenancy live in the services,
+//! for the console and the API alike. The contract of the pages (routes,
+//! labels, ids) is `docs/CONSOLE.md`.
+
+pub mod api_keys;
+pub mod assets;
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod layout;
+pub mod prompts;
+pub mod users;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::service::App;
+
+/// The console's routes (merged into the main router by `http::router`).
+pub fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/prompts") }))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/invite/{token}", get(auth::invite_page).post(auth::accept_invite))
+        .route("/account/password", get(auth::password_page).post(auth::change_password))
+        .route("/settings", get(|| async { Redirect::to("/settings/api-keys") }))
+        .route("/settings/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/settings/api-keys/new", get(api_keys::new_form))
+        .route("/settings/api-keys/{key_id}", get(api_keys::detail))
+        .route("/settings/api-keys/{key_id}/revoke", get(api_keys::revoke_confirm).post(api_keys::revoke))
+        .route("/settings/api-keys/{key_id}/rotate", get(api_keys::rotate_confirm).post(api_keys::rotate))
+        .route("/settings/users", get(users::list).post(users::invite))
+        .route("/settings/users/{user_id}/role", post(users::change_role))
+        .route("/settings/users/{user_id}/remove", get(users::remove_confirm).post(users::remove))
+        .route("/audit", get(audit::list))
+        .route("/prompts", get(prompts::list).post(prompts::create))
+        .route("/prompts/new", get(prompts::new_form))
+        .route("/prompts/{name}", get(prompts::detail))
+        .route("/prompts/{name}/diff", get(prompts::diff))
+        .route("/prompts/{name}/versions", post(prompts::create_version))
+        .route("/prompts/{name}/versions/{version_id}/edit", get(prompts::edit_form).post(prompts::edit))
+        .route("/prompts/{name}/versions/{version_id}/promote", get(prompts::promote_confirm).post(prompts::promote))
+        .route("/prompts/{name}/versions/{version_id}/archive", post(prompts::archive))
+        .route("/prompts/{name}/versions/{version_id}/unarchive", post(prompts::unarchive))
+        .route("/assets/{file}", get(assets::serve))
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// The content security policy of every console page: nothing but this
+/// origin, no inline script or style, no framing.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                       object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Security headers for every console response; pages are never cached
+/// (some show a secret once), assets set their own caching.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
