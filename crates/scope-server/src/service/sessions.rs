@@ -30,7 +30,8 @@ use crate::runtime::now_ms;
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "scope_session";
-/// `last_seen_at` is written at most this often per session.
+/// `last_seen_at` is written at most this often per session (more often
+/// when the idle timeout is short).
 const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// A new session: the cookie value (shown to the browser only) and the user.
@@ -130,7 +131,9 @@ pub async fn resolve(app: &App, token: &str) -> Result<Session, AppError> {
         app.store.delete_session(&digest, None).await?;
         return Err(AppError::Unauthorized);
     }
-    if now - session.last_seen_at >= TOUCH_EVERY_MS {
+    // Often enough that an active session never looks idle, whatever the
+    // configured idle timeout.
+    if now - session.last_seen_at >= TOUCH_EVERY_MS.min(idle_ms / 4) {
         app.store.touch_session(&digest, now).await?;
     }
     Ok(Session { principal: principal_of(&user), user, digest, csrf_token: csrf_token_for(token) })
@@ -165,5 +168,78 @@ pub fn require_password_current(session: &Session) -> Result<(), AppError> {
 impl std::fmt::Debug for NewSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NewSession").field("user", &self.user.user_id).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::config::ServerConfig;
+    use crate::service::bootstrap;
+
+    async fn app_with(idle: Duration, max_age: Duration) -> (App, bootstrap::NewOrg) {
+        let store = scope_store::open("sqlite::memory:").await.unwrap_or_else(|e| panic!("store: {e}"));
+        let mut config = ServerConfig::new("sqlite::memory:");
+        config.session_idle_timeout = idle;
+        config.session_max_age = max_age;
+        let org = bootstrap::create_org(store.as_ref(), "Acme", "admin@acme.test").await.unwrap_or_else(|e| panic!("{e}"));
+        let app = App::start(store, config).await.unwrap_or_else(|e| panic!("{e}"));
+        (app, org)
+    }
+
+    async fn sign_in_admin(app: &App, org: &bootstrap::NewOrg) -> String {
+        let pw = SecretString::from(org.admin_password.expose_secret().to_owned());
+        let new = sign_in(app, IpAddr::from([127, 0, 0, 1]), &org.admin_email, pw).await.unwrap_or_else(|e| panic!("{e}"));
+        new.token.expose_secret().to_owned()
+    }
+
+    // The CLI accepts at least 60 s for either limit; in process, the same
+    // code runs with limits short enough to watch them pass.
+    #[tokio::test]
+    async fn a_session_ends_after_its_idle_timeout() {
+        let (app, org) = app_with(Duration::from_millis(300), Duration::from_secs(3600)).await;
+        let token = sign_in_admin(&app, &org).await;
+        assert!(resolve(&app, &token).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert!(matches!(resolve(&app, &token).await, Err(AppError::Unauthorized)));
+        // And it is gone server-side, not just refused once.
+        assert!(app.store.get_session(&token_digest(&token)).await.ok().flatten().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_active_session_outlives_its_idle_timeout() {
+        let (app, org) = app_with(Duration::from_millis(2000), Duration::from_secs(3600)).await;
+        let token = sign_in_admin(&app, &org).await;
+        for _ in 0..8 {
+            tokio::time::sleep(Duration::from_millis(350)).await;
+            assert!(resolve(&app, &token).await.is_ok(), "an active session must not time out");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_ends_at_its_absolute_expiry_even_when_used() {
+        let (app, org) = app_with(Duration::from_secs(3600), Duration::from_millis(1500)).await;
+        let token = sign_in_admin(&app, &org).await;
+        for _ in 0..3 {
+            assert!(resolve(&app, &token).await.is_ok());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        assert!(matches!(resolve(&app, &token).await, Err(AppError::Unauthorized)));
+    }
+
+    #[tokio::test]
+    async fn the_csrf_token_is_bound_to_the_session() {
+        let (app, org) = app_with(Duration::from_secs(60), Duration::from_secs(60)).await;
+        let (a, b) = (sign_in_admin(&app, &org).await, sign_in_admin(&app, &org).await);
+        let sa = resolve(&app, &a).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(check_csrf(&sa, Some(&csrf_token_for(&a))).is_ok());
+        assert!(check_csrf(&sa, Some(&csrf_token_for(&b))).is_err());
+        assert!(check_csrf(&sa, None).is_err());
+        assert!(check_csrf(&sa, Some("")).is_err());
     }
 }
