@@ -127,14 +127,13 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Refuses a cross-site state-changing request (defence in depth beside the
-/// CSRF token and `SameSite`): `Sec-Fetch-Site` must be same-origin (or
-/// none, a typed URL), and `Origin`, when sent, must name this host.
+/// CSRF token and `SameSite`): `Sec-Fetch-Site` (set by the browser, not by
+/// page scripts) must be same-origin or none (a typed URL); without it,
+/// `Origin`, when sent, must name this host.
 pub fn check_origin(headers: &HeaderMap) -> Result<(), AppError> {
     let refused = || AppError::from(DomainError::forbidden("cross-origin request refused"));
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if !matches!(site, "same-origin" | "none") {
-            return Err(refused());
-        }
+        return if matches!(site, "same-origin" | "none") { Ok(()) } else { Err(refused()) };
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().map_err(|_| refused())?;
