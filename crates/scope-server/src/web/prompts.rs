@@ -175,12 +175,16 @@ pub async fn detail(ctx: Ctx, WebPath(name): WebPath<String>, WebQuery(q): WebQu
     let show_archived = param("archived").is_some_and(|v| v == "1" || v == "true");
     let summary = prompts::get(&ctx.app, ctx.p(), &name).await?;
     let name = summary.prompt.name.clone();
-    let versions = prompts::list_versions(&ctx.app, ctx.p(), &name, show_archived, page(Some(200), None)?).await?.data;
+    // Every version (newest 200) feeds "Copy from" and "Compare"; the table
+    // hides archived ones unless asked.
+    let all = prompts::list_versions(&ctx.app, ctx.p(), &name, true, page(Some(200), None)?).await?.data;
+    let versions: Vec<&VersionRow> =
+        all.iter().filter(|v| show_archived || v.status != VersionStatus::Archived).collect();
     let selected = match param("version") {
         Some(vid) => Some(prompts::version(&ctx.app, ctx.p(), &name, &vid).await?),
         None => match summary.production_version_id {
             Some(vid) => Some(prompts::version(&ctx.app, ctx.p(), &name, &vid.to_string()).await?),
-            None => versions.first().cloned(),
+            None => all.first().cloned(),
         },
     };
     let history = prompts::promotions(&ctx.app, ctx.p(), &name, page(Some(50), None)?).await?.data;
@@ -233,18 +237,18 @@ pub async fn detail(ctx: Ctx, WebPath(name): WebPath<String>, WebQuery(q): WebQu
                         label for="copy_from" { "Copy from" }
                         select #copy_from name="copy_from" {
                             option value="" { "Blank" }
-                            @for v in &versions { option value=(v.version_id) selected[v.status == VersionStatus::Published] { "v" (v.version) " (" (v.status.as_str()) ")" } }
+                            @for v in &all { option value=(v.version_id) selected[v.status == VersionStatus::Published] { "v" (v.version) " (" (v.status.as_str()) ")" } }
                         }
                         button type="submit" { "Create version" }
                     }
                 }
-                @if versions.len() >= 2 {
+                @if all.len() >= 2 {
                     form.stack method="get" action={ (prompt_url(&name)) "/diff" } {
                         h3 { "Compare" }
                         label for="from" { "From" }
-                        select #from name="from" { @for v in versions.iter().rev() { option value=(v.version_id) { "v" (v.version) } } }
+                        select #from name="from" { @for (i, v) in all.iter().enumerate() { option value=(v.version_id) selected[i == 1] { "v" (v.version) } } }
                         label for="to" { "To" }
-                        select #to name="to" { @for (i, v) in versions.iter().enumerate() { option value=(v.version_id) selected[i == 0] { "v" (v.version) } } }
+                        select #to name="to" { @for (i, v) in all.iter().enumerate() { option value=(v.version_id) selected[i == 0] { "v" (v.version) } } }
                         button type="submit" { "Compare" }
                     }
                 }

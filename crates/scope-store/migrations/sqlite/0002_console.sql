@@ -32,3 +32,9 @@ CREATE INDEX invitations_user ON invitations(user_id);
 CREATE INDEX audit_events_actor ON audit_events(org_id, actor, event_id);
 CREATE INDEX audit_events_target ON audit_events(org_id, target, event_id);
 CREATE INDEX audit_events_action ON audit_events(org_id, action, event_id);
+
+-- Settings > API Keys filters by status and pages newest first: revoked and
+-- expired keys are usually few among many active ones, so each filter gets a
+-- partial index instead of scanning every key of the organization.
+CREATE INDEX api_keys_org_revoked ON api_keys(org_id, key_id) WHERE revoked_at IS NOT NULL;
+CREATE INDEX api_keys_org_expiring ON api_keys(org_id, key_id) WHERE revoked_at IS NULL AND expires_at IS NOT NULL;
