@@ -6,7 +6,9 @@
 
 mod api_keys;
 mod auth;
+mod browser;
 mod cli;
+mod console;
 mod errors;
 mod harness;
 mod meta;
@@ -14,4 +16,5 @@ mod prompts;
 mod revocation;
 mod secrets_and_logs;
 mod tenancy;
+mod users;
 mod versions;

@@ -61,7 +61,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/auth/applications/login", post(auth::applications_login))
         .route("/oauth/token", post(auth::oauth_token))
         .nest("/api/v1", api)
-        .merge(crate::web::router())
+        .merge(crate::web::router(app.clone()))
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

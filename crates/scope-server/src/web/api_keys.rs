@@ -362,7 +362,7 @@ pub async fn rotate(
         h1 { "API key rotated" }
         p { "New key " strong { (created.key.name) } " (" (created.key.environment) ", " (created.key.role.as_str()) ") is active." }
         @if let Some(end) = old.expires_at {
-            p.notice { "The previous key " code { (old.key_id) } " stops working at " (time_exact(end)) "." }
+            p.notice { "The previous key stops working at " (time_exact(end)) " (" code { (old.key_id) } ")." }
         }
         (secret_block(&ctx, &created))
         p { a.button href="/settings/api-keys" { "Done" } }

@@ -77,6 +77,14 @@ fn title_for(status: StatusCode) -> &'static str {
     }
 }
 
+/// What an error page says, kept on the response so that the console's
+/// middleware can render it again inside the signed-in page shell.
+#[derive(Debug, Clone)]
+pub struct ErrorPage {
+    pub title: &'static str,
+    pub body: maud::Markup,
+}
+
 pub fn error_page(status: StatusCode, message: &str) -> Response {
     let title = title_for(status);
     let body = html! {
@@ -84,7 +92,9 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
         p.error role="alert" { (message) }
         p { a href="/prompts" { "Back to Prompts" } }
     };
-    (status, layout::bare(title, body)).into_response()
+    let mut r = (status, layout::bare(title, body.clone())).into_response();
+    r.extensions_mut().insert(ErrorPage { title, body });
+    r
 }
 
 impl IntoResponse for WebError {

@@ -16,6 +16,8 @@ pub enum Section {
     Users,
     Audit,
     Account,
+    /// An error page: no entry is current.
+    Error,
 }
 
 fn head(title: &str) -> Markup {

@@ -17,17 +17,18 @@ pub mod users;
 
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
+use crate::service::sessions;
 use crate::service::App;
 
 /// The console's routes (merged into the main router by `http::router`).
-pub fn router() -> Router<Arc<App>> {
+pub fn router(app: Arc<App>) -> Router<Arc<App>> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/prompts") }))
         .route("/login", get(auth::login_page).post(auth::login))
@@ -54,7 +55,27 @@ pub fn router() -> Router<Arc<App>> {
         .route("/prompts/{name}/versions/{version_id}/archive", post(prompts::archive))
         .route("/prompts/{name}/versions/{version_id}/unarchive", post(prompts::unarchive))
         .route("/assets/{file}", get(assets::serve))
+        .layer(middleware::from_fn_with_state(app, signed_in_error_pages))
         .layer(middleware::from_fn(security_headers))
+}
+
+/// Error pages (403, 404, …) are rendered without knowing who is signed in;
+/// for a signed-in user, this renders them again inside the usual header
+/// with navigation and sign-out.
+async fn signed_in_error_pages(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let token = crate::http::extract::cookie(req.headers(), sessions::COOKIE);
+    let resp = next.run(req).await;
+    let (Some(page), Some(token)) = (resp.extensions().get::<error::ErrorPage>().cloned(), token) else {
+        return resp;
+    };
+    let Ok(session) = sessions::resolve(&app, &token).await else {
+        return resp;
+    };
+    let ctx = extract::Ctx { app, session };
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let html = layout::page(&ctx, layout::Section::Error, page.title, page.body).0;
+    Response::from_parts(parts, axum::body::Body::from(html))
 }
 
 /// The content security policy of every console page: nothing but this
