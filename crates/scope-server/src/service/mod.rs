@@ -230,6 +230,13 @@ impl App {
                 if let Err(e) = self.store.prune_key_usage(&cutoff).await {
                     tracing::warn!(error = %e, "usage pruning failed");
                 }
+                // Expired sessions are refused when presented; this only
+                // keeps the table from growing with abandoned ones.
+                let now = crate::runtime::now_ms();
+                let idle_before = now - self.config.session_idle_timeout.as_millis() as i64;
+                if let Err(e) = self.store.prune_sessions(now, idle_before).await {
+                    tracing::warn!(error = %e, "session pruning failed");
+                }
             }
         }
     }
