@@ -145,7 +145,8 @@ fn parse_sign_in_limit(s: &str) -> Result<u32, String> {
 fn parse_session_secs(s: &str) -> Result<u64, String> {
     match s.trim().parse::<u64>() {
         Ok(n) if (60..=30 * 86_400).contains(&n) => Ok(n),
-        _ => Err("SCOPE_SESSION_IDLE_SECS and SCOPE_SESSION_MAX_AGE_SECS must be whole seconds between 60 and 2592000".into()),
+        _ => Err("SCOPE_SESSION_IDLE_SECS and SCOPE_SESSION_MAX_AGE_SECS must be whole seconds between 60 and 2592000"
+            .into()),
     }
 }
 

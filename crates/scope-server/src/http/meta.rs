@@ -13,8 +13,8 @@ use super::error::error_response;
 use super::extract::ApiQuery;
 use crate::error::AppError;
 use crate::service::{audit, page, Actor, App, Principal};
-use scope_store::AuditQuery;
 use crate::views::{AuditView, ListView};
+use scope_store::AuditQuery;
 
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))

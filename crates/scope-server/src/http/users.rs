@@ -83,7 +83,8 @@ pub async fn create(
     let onboarding = parse_onboarding(b.onboarding.as_deref())?;
     let created =
         users::create(&app, &p, NewUser { email: b.email, role: b.role.unwrap_or_default(), onboarding }).await?;
-    let mut body = serde_json::to_value(UserView::from(&created.user)).map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut body =
+        serde_json::to_value(UserView::from(&created.user)).map_err(|e| AppError::Internal(e.to_string()))?;
     if let Some(obj) = body.as_object_mut() {
         if let Some((token, expires_at)) = &created.invitation {
             obj.insert("invitation_url".into(), json!(invitation_url(&app, token)));

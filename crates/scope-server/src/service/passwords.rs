@@ -21,11 +21,15 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 pub fn validate_new_password(password: &str) -> Result<(), AppError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(DomainError::bad_request(format!("the password must have at least {MIN_PASSWORD_CHARS} characters"))
-            .into());
+        return Err(DomainError::bad_request(format!(
+            "the password must have at least {MIN_PASSWORD_CHARS} characters"
+        ))
+        .into());
     }
     if password.len() > MAX_PASSWORD_BYTES {
-        return Err(DomainError::bad_request(format!("the password must have at most {MAX_PASSWORD_BYTES} bytes")).into());
+        return Err(
+            DomainError::bad_request(format!("the password must have at most {MAX_PASSWORD_BYTES} bytes")).into()
+        );
     }
     Ok(())
 }

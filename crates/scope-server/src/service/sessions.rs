@@ -172,6 +172,7 @@ impl std::fmt::Debug for NewSession {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)]
 mod tests {
     use std::time::Duration;
 
@@ -186,14 +187,16 @@ mod tests {
         let mut config = ServerConfig::new("sqlite::memory:");
         config.session_idle_timeout = idle;
         config.session_max_age = max_age;
-        let org = bootstrap::create_org(store.as_ref(), "Acme", "admin@acme.test").await.unwrap_or_else(|e| panic!("{e}"));
+        let org =
+            bootstrap::create_org(store.as_ref(), "Acme", "admin@acme.test").await.unwrap_or_else(|e| panic!("{e}"));
         let app = App::start(store, config).await.unwrap_or_else(|e| panic!("{e}"));
         (app, org)
     }
 
     async fn sign_in_admin(app: &App, org: &bootstrap::NewOrg) -> String {
         let pw = SecretString::from(org.admin_password.expose_secret().to_owned());
-        let new = sign_in(app, IpAddr::from([127, 0, 0, 1]), &org.admin_email, pw).await.unwrap_or_else(|e| panic!("{e}"));
+        let new =
+            sign_in(app, IpAddr::from([127, 0, 0, 1]), &org.admin_email, pw).await.unwrap_or_else(|e| panic!("{e}"));
         new.token.expose_secret().to_owned()
     }
 

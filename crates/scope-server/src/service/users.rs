@@ -121,7 +121,8 @@ pub async fn change_role(app: &App, p: &Principal, user: &str, role: Role) -> Re
     p.require(Role::Admin)?;
     let user_id = parse_user_id(user)?;
     let before = app.store.get_user(p.org, user_id).await.not_found_as("user")?;
-    let ev = audit::event(p, "user.role_changed", user_id, json!({"email": before.email, "from": before.role, "to": role}));
+    let ev =
+        audit::event(p, "user.role_changed", user_id, json!({"email": before.email, "from": before.role, "to": role}));
     app.store.update_user_role(p.org, user_id, role, &ev).await.not_found_as("user")
 }
 
@@ -176,20 +177,16 @@ pub async fn accept_invitation(app: &App, token: &str, password: SecretString) -
     let pending = pending_invitation(app, token).await?;
     validate_new_password(password.expose_secret())?;
     let hash = hash_password_async(password).await?;
-    let (inv, user) = app
-        .store
-        .get_invitation(&token_digest(token))
-        .await?
-        .ok_or_else(|| AppError::from(DomainError::not_found("this invitation link is invalid, used or expired")))?;
+    let (inv, user) =
+        app.store.get_invitation(&token_digest(token)).await?.ok_or_else(|| {
+            AppError::from(DomainError::not_found("this invitation link is invalid, used or expired"))
+        })?;
     let by_user = Principal { org: pending.org, actor: Actor::User(user.user_id), role: user.role, environment: None };
     let ev = audit::event(&by_user, "user.invitation_accepted", inv.user_id, json!({"email": user.email}));
-    app.store
-        .accept_invitation(&inv.token_digest, &hash, now_ms(), &ev)
-        .await
-        .map_err(|e| match e {
-            scope_store::StoreError::NotFound => {
-                DomainError::not_found("this invitation link is invalid, used or expired").into()
-            }
-            other => other.into(),
-        })
+    app.store.accept_invitation(&inv.token_digest, &hash, now_ms(), &ev).await.map_err(|e| match e {
+        scope_store::StoreError::NotFound => {
+            DomainError::not_found("this invitation link is invalid, used or expired").into()
+        }
+        other => other.into(),
+    })
 }

@@ -352,10 +352,9 @@ pub async fn rotate(
 ) -> Result<Response, WebError> {
     let hours = match non_empty(form.grace_hours) {
         None => None,
-        Some(h) => Some(
-            h.parse::<u64>()
-                .map_err(|_| AppError::from(DomainError::bad_request("the grace period must be a whole number of hours")))?,
-        ),
+        Some(h) => Some(h.parse::<u64>().map_err(|_| {
+            AppError::from(DomainError::bad_request("the grace period must be a whole number of hours"))
+        })?),
     };
     let (old, created) = api_keys::rotate(&ctx.app, ctx.p(), &key_id, hours.map(|h| h.saturating_mul(3600))).await?;
     let body = html! {

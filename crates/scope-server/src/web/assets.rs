@@ -28,7 +28,10 @@ fn hashed(stem: &str, ext: &str, body: &'static [u8], content_type: &'static str
 fn assets() -> &'static [Asset; 2] {
     static ASSETS: OnceLock<[Asset; 2]> = OnceLock::new();
     ASSETS.get_or_init(|| {
-        [hashed("app", "css", CSS, "text/css; charset=utf-8"), hashed("app", "js", JS, "text/javascript; charset=utf-8")]
+        [
+            hashed("app", "css", CSS, "text/css; charset=utf-8"),
+            hashed("app", "js", JS, "text/javascript; charset=utf-8"),
+        ]
     })
 }
 

@@ -82,7 +82,10 @@ pub async fn login(
         }
         Err(AppError::RateLimited(secs)) => {
             let msg = format!("Too many attempts. Try again in {secs} seconds.");
-            let mut r = (StatusCode::TOO_MANY_REQUESTS, layout::bare("Sign in", login_form(f.next.as_deref(), &f.email, Some(&msg))))
+            let mut r = (
+                StatusCode::TOO_MANY_REQUESTS,
+                layout::bare("Sign in", login_form(f.next.as_deref(), &f.email, Some(&msg))),
+            )
                 .into_response();
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
@@ -100,7 +103,10 @@ pub async fn login(
 #[derive(Deserialize)]
 pub struct Empty {}
 
-pub async fn logout(State(app): State<Arc<App>>, SessionForm { ctx, .. }: SessionForm<Empty>) -> Result<Response, WebError> {
+pub async fn logout(
+    State(app): State<Arc<App>>,
+    SessionForm { ctx, .. }: SessionForm<Empty>,
+) -> Result<Response, WebError> {
     sessions::sign_out(&app, &ctx.session).await?;
     let mut r = see_other("/login");
     if let Ok(v) = HeaderValue::from_str(&clear_session_cookie(&app)) {

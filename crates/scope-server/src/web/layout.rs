@@ -95,7 +95,9 @@ pub fn csrf_input(ctx: &Ctx) -> Markup {
 
 /// `2026-11-27 04:32:10 UTC`.
 pub fn exact(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
 }
 
 /// "3 minutes ago", "in 2 days".

@@ -17,8 +17,8 @@ use super::extract::{non_empty, Ctx, SessionForm, WebPath, WebQuery};
 use super::layout::{self, badge, csrf_input, form_error, time_exact, time_rel, Section};
 use crate::error::AppError;
 use crate::runtime::now_ms;
-use crate::service::prompts::{self, NewPrompt, NewVersionReq};
 use crate::service::page;
+use crate::service::prompts::{self, NewPrompt, NewVersionReq};
 
 #[derive(Deserialize, Default)]
 pub struct ListParams {
@@ -33,7 +33,8 @@ fn prompt_url(name: &str) -> String {
 
 pub async fn list(ctx: Ctx, WebQuery(q): WebQuery<ListParams>) -> Result<Response, WebError> {
     let (search, tag) = (non_empty(q.q), non_empty(q.tag));
-    let pg = prompts::list(&ctx.app, ctx.p(), tag.clone(), search.clone(), page(Some(50), non_empty(q.cursor))?).await?;
+    let pg =
+        prompts::list(&ctx.app, ctx.p(), tag.clone(), search.clone(), page(Some(50), non_empty(q.cursor))?).await?;
     let now = now_ms();
     let editor = ctx.p().role.allows(Role::Editor);
     let body = html! {
@@ -170,7 +171,11 @@ fn version_url(name: &str, v: &VersionRow) -> String {
     format!("{}?version={}", prompt_url(name), v.version_id)
 }
 
-pub async fn detail(ctx: Ctx, WebPath(name): WebPath<String>, WebQuery(q): WebQuery<Vec<(String, String)>>) -> Result<Response, WebError> {
+pub async fn detail(
+    ctx: Ctx,
+    WebPath(name): WebPath<String>,
+    WebQuery(q): WebQuery<Vec<(String, String)>>,
+) -> Result<Response, WebError> {
     let param = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
     let show_archived = param("archived").is_some_and(|v| v == "1" || v == "true");
     let summary = prompts::get(&ctx.app, ctx.p(), &name).await?;
@@ -192,10 +197,8 @@ pub async fn detail(ctx: Ctx, WebPath(name): WebPath<String>, WebQuery(q): WebQu
     let now = now_ms();
     let preview: Option<Result<String, String>> = match (&selected, param("render")) {
         (Some(v), Some(_)) => {
-            let vars: HashMap<String, String> = q
-                .iter()
-                .filter_map(|(k, val)| k.strip_prefix("var.").map(|n| (n.to_owned(), val.clone())))
-                .collect();
+            let vars: HashMap<String, String> =
+                q.iter().filter_map(|(k, val)| k.strip_prefix("var.").map(|n| (n.to_owned(), val.clone()))).collect();
             Some(template::render(&v.content, &vars, false).map_err(|e| e.to_string()))
         }
         _ => None,
@@ -394,7 +397,11 @@ pub async fn edit(
             serde_json::from_str(&f.metadata)
                 .map_err(|e| AppError::from(DomainError::bad_request(format!("metadata is not valid JSON: {e}"))))?
         };
-        let patch = DraftPatch { content: Some(f.content.clone()), prompt_type: non_empty(f.prompt_type.clone()), metadata: Some(metadata) };
+        let patch = DraftPatch {
+            content: Some(f.content.clone()),
+            prompt_type: non_empty(f.prompt_type.clone()),
+            metadata: Some(metadata),
+        };
         prompts::update_draft(&ctx.app, ctx.p(), &name, &vid, patch).await
     }
     .await;
@@ -454,12 +461,18 @@ pub async fn promote(
 #[derive(Deserialize)]
 pub struct Empty {}
 
-pub async fn archive(WebPath((name, vid)): WebPath<(String, String)>, SessionForm { ctx, .. }: SessionForm<Empty>) -> Result<Response, WebError> {
+pub async fn archive(
+    WebPath((name, vid)): WebPath<(String, String)>,
+    SessionForm { ctx, .. }: SessionForm<Empty>,
+) -> Result<Response, WebError> {
     let v = prompts::set_archived(&ctx.app, ctx.p(), &name, &vid, true).await?;
     Ok(see_other(&format!("{}&archived=1", version_url(&v.name, &v))))
 }
 
-pub async fn unarchive(WebPath((name, vid)): WebPath<(String, String)>, SessionForm { ctx, .. }: SessionForm<Empty>) -> Result<Response, WebError> {
+pub async fn unarchive(
+    WebPath((name, vid)): WebPath<(String, String)>,
+    SessionForm { ctx, .. }: SessionForm<Empty>,
+) -> Result<Response, WebError> {
     let v = prompts::set_archived(&ctx.app, ctx.p(), &name, &vid, false).await?;
     Ok(see_other(&version_url(&v.name, &v)))
 }
@@ -510,7 +523,11 @@ fn side_by_side<'a>(old: &'a str, new: &'a str) -> Vec<DiffRow<'a>> {
     rows
 }
 
-pub async fn diff(ctx: Ctx, WebPath(name): WebPath<String>, WebQuery(q): WebQuery<DiffParams>) -> Result<Response, WebError> {
+pub async fn diff(
+    ctx: Ctx,
+    WebPath(name): WebPath<String>,
+    WebQuery(q): WebQuery<DiffParams>,
+) -> Result<Response, WebError> {
     let a = prompts::version(&ctx.app, ctx.p(), &name, &q.from).await?;
     let b = prompts::version(&ctx.app, ctx.p(), &name, &q.to).await?;
     let rows = side_by_side(&a.content, &b.content);

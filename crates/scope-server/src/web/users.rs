@@ -122,7 +122,8 @@ pub async fn invite(SessionForm { ctx, form: f }: SessionForm<InviteForm>) -> Re
         Err(e) => {
             let (status, msg) = form_failure(e)?;
             let pg = users::list(&ctx.app, ctx.p(), page(Some(50), None)?).await?;
-            Ok((status, layout::page(&ctx, Section::Users, "Users", users_page(&ctx, &pg, &f, Some(&msg)))).into_response())
+            Ok((status, layout::page(&ctx, Section::Users, "Users", users_page(&ctx, &pg, &f, Some(&msg))))
+                .into_response())
         }
     }
 }
@@ -161,7 +162,10 @@ pub async fn remove_confirm(ctx: Ctx, WebPath(user_id): WebPath<String>) -> Resu
 #[derive(Deserialize)]
 pub struct Empty {}
 
-pub async fn remove(WebPath(user_id): WebPath<String>, SessionForm { ctx, .. }: SessionForm<Empty>) -> Result<Response, WebError> {
+pub async fn remove(
+    WebPath(user_id): WebPath<String>,
+    SessionForm { ctx, .. }: SessionForm<Empty>,
+) -> Result<Response, WebError> {
     let removing_self = ctx.session.user.user_id.to_string() == user_id;
     users::remove(&ctx.app, ctx.p(), &user_id).await?;
     Ok(see_other(if removing_self { "/login" } else { "/settings/users" }))
