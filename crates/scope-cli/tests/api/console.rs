@@ -583,5 +583,17 @@ async fn the_console_works_from_the_keyboard_and_loads_nothing_from_elsewhere() 
         assert!(a.starts_with("/assets/app."), "assets are /assets/app.<hash>.<ext>: {a}");
         assert_eq!(r.header("cache-control"), Some("public, max-age=31536000, immutable"), "{a}");
     }
+
+    // On a phone-sized window the pages do not scroll sideways (wide tables
+    // scroll inside their own box) and the navigation stays reachable.
+    b.client.set_window_size(390, 844).await.expect("resize");
+    for (path, label) in
+        [("/prompts", "phone-prompts"), ("/prompts/welcome", "phone-prompt"), ("/settings/api-keys", "phone-api-keys")]
+    {
+        b.visit(path, label).await;
+        let overflow = b.js("return document.documentElement.scrollWidth - window.innerWidth;").await;
+        assert!(overflow.as_i64().unwrap_or(i64::MAX) <= 0, "{path} scrolls sideways on a phone by {overflow}px");
+        assert!(b.nav_links().await.iter().any(|t| t == "Settings"), "{path}: the header keeps its navigation");
+    }
     b.close().await;
 }
