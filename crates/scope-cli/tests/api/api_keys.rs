@@ -20,6 +20,7 @@ async fn create_returns_the_secret_once_with_defaults() {
     let admin = server.admin().await;
     let r = admin.post("/api/v1/api-keys", json!({"name": "billing service"})).await;
     r.assert_status(201);
+    assert_eq!(r.header("cache-control"), Some("no-store"), "a response with a secret must not be cached");
     let v = r.json();
     let secret = v["secret"].as_str().expect("secret in the create response");
     assert!(is_secret_shaped(secret), "secret shape: {secret}");
@@ -161,6 +162,7 @@ async fn rotate_creates_a_successor_and_expires_the_old_key_after_the_grace_peri
     let before = chrono::Utc::now();
     let r = admin.post_empty(&format!("/api/v1/api-keys/{old_id}/rotate")).await;
     r.assert_status(201);
+    assert_eq!(r.header("cache-control"), Some("no-store"), "a response with a secret must not be cached");
     let v = r.json();
     let new_id = v["key_id"].as_str().expect("new id").to_owned();
     let new_secret = v["secret"].as_str().expect("new secret").to_owned();

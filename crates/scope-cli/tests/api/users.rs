@@ -1084,8 +1084,8 @@ async fn user_and_sign_in_events_are_audited_and_filterable() {
 #[tokio::test]
 async fn an_invitation_link_sets_the_password_and_signs_in_once() {
     // Expiry (7 days) cannot be reached over HTTP without waiting; the store
-    // tests cover it.
-    let server = TestServer::start().await;
+    // tests cover it. Trace logging: the link's token must not reach the log.
+    let server = TestServer::builder().env("SCOPE_LOG", "trace").start().await;
     let admin = server.admin().await;
     let created = create_user(&admin, "invitee@acme.test", "editor", "invite").await;
     let id = user_id_of(&created);
@@ -1143,4 +1143,7 @@ async fn an_invitation_link_sets_the_password_and_signs_in_once() {
     let events = audit(&admin, "&action=user.invitation_accepted").await;
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0]["target"], id.as_str());
+    let token = url.rsplit('/').next().expect("token").to_owned();
+    assert!(token.len() >= 32, "an unguessable token: {token}");
+    assert!(!server.captured_output().contains(&token), "the invitation token reached the server's log");
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::users::no_store;
 use crate::error::AppError;
 use crate::runtime::now_ms;
 use crate::service::api_keys::{self, CreatedKey, NewKey};
@@ -48,7 +49,7 @@ pub async fn create(
     let expires_at = b.expires_at.as_deref().map(|s| parse_time("expires_at", s)).transpose()?;
     let req = NewKey { name: b.name, environment: b.environment, role: b.role, expires_at };
     let created = api_keys::create(&app, &p, req).await?;
-    Ok((StatusCode::CREATED, Json(created_view(&created))))
+    Ok(no_store((StatusCode::CREATED, Json(created_view(&created))).into_response()))
 }
 
 #[derive(Deserialize)]
@@ -112,7 +113,7 @@ pub async fn rotate(
             serde_json::to_value(ApiKeyView::new(&old, now_ms())).map_err(|e| AppError::Internal(e.to_string()))?,
         );
     }
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok(no_store((StatusCode::CREATED, Json(body)).into_response()))
 }
 
 #[derive(Deserialize)]

@@ -80,6 +80,16 @@ fn valid_request_id(v: &HeaderValue) -> Option<String> {
     ok.then(|| s.to_owned())
 }
 
+/// The request path as logged: an invitation link's path is its secret, so
+/// only its route is written.
+fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/invite/") {
+        "/invite/{token}"
+    } else {
+        path
+    }
+}
+
 /// Echoes the client's `X-Request-ID` (or assigns one), and runs the request
 /// inside a span carrying it, so every log line of the request names it.
 /// Headers are never logged: they carry tokens.
@@ -87,7 +97,7 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     let id =
         req.headers().get(&X_REQUEST_ID).and_then(valid_request_id).unwrap_or_else(|| ulid::Ulid::new().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id);
+    let span = tracing::info_span!("request", method = %req.method(), path = %loggable_path(req.uri().path()), request_id = %id);
     let mut resp = async move {
         let started = std::time::Instant::now();
         let resp = next.run(req).await;
