@@ -156,15 +156,30 @@ pub struct SignInBody {
     password: String,
 }
 
-/// The `Set-Cookie` of a new session.
-pub fn session_cookie(app: &App, token: &str, max_age_secs: u64) -> String {
-    let secure = if public_base(app).starts_with("https://") { "; Secure" } else { "" };
-    format!("{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}", sessions::COOKIE)
+fn cookie_attributes(app: &App) -> &'static str {
+    if public_base(app).starts_with("https://") {
+        "; Path=/; HttpOnly; SameSite=Lax; Secure"
+    } else {
+        "; Path=/; HttpOnly; SameSite=Lax"
+    }
 }
 
-pub fn clear_session_cookie(app: &App) -> String {
-    let secure = if public_base(app).starts_with("https://") { "; Secure" } else { "" };
-    format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}", sessions::COOKIE)
+fn set_cookie(mut r: Response, cookie: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// `r` with the `Set-Cookie` of a new session (`Secure` when the public URL
+/// is https).
+pub fn with_session_cookie(app: &App, r: Response, token: &str, max_age_secs: u64) -> Response {
+    set_cookie(r, &format!("{}={token}; Max-Age={max_age_secs}{}", sessions::COOKIE, cookie_attributes(app)))
+}
+
+/// `r` with a `Set-Cookie` that removes the session cookie.
+pub fn without_session_cookie(app: &App, r: Response) -> Response {
+    set_cookie(r, &format!("{}=; Max-Age=0{}", sessions::COOKIE, cookie_attributes(app)))
 }
 
 /// `POST /api/v1/sessions {email, password}`: signs in, sets the session
@@ -178,17 +193,13 @@ pub async fn sign_in(
     check_origin(&headers)?;
     let new = sessions::sign_in(&app, ip, &b.email, SecretString::from(b.password)).await?;
     let token = new.token.expose_secret();
-    let cookie = session_cookie(&app, token, new.max_age_secs);
     let body = json!({
         "user": UserView::from(&new.user),
         "csrf_token": sessions::csrf_token_for(token),
         "must_change_password": new.user.must_change_password,
     });
-    let mut r = no_store((StatusCode::CREATED, Json(body)).into_response());
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        r.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    Ok(r)
+    let r = no_store((StatusCode::CREATED, Json(body)).into_response());
+    Ok(with_session_cookie(&app, r, token, new.max_age_secs))
 }
 
 /// `DELETE /api/v1/sessions/current`: signs out (CSRF-checked).
@@ -200,9 +211,5 @@ pub async fn sign_out(
     check_origin(&headers)?;
     sessions::check_csrf(&session, headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
     sessions::sign_out(&app, &session).await?;
-    let mut r = StatusCode::NO_CONTENT.into_response();
-    if let Ok(v) = HeaderValue::from_str(&clear_session_cookie(&app)) {
-        r.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    Ok(r)
+    Ok(without_session_cookie(&app, StatusCode::NO_CONTENT.into_response()))
 }

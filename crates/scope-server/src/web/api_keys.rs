@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::error::{form_failure, see_other, WebError};
-use super::extract::{non_empty, Ctx, SessionForm, WebPath, WebQuery};
+use super::extract::{non_empty, Ctx, NoFields, SessionForm, WebPath, WebQuery};
 use super::layout::{self, badge, csrf_input, form_error, time_exact, time_rel, Section};
 use crate::error::AppError;
 use crate::runtime::now_ms;
@@ -309,12 +309,9 @@ pub async fn revoke_confirm(ctx: Ctx, WebPath(key_id): WebPath<String>) -> Resul
     Ok(layout::page(&ctx, Section::ApiKeys, "Revoke API key", body).into_response())
 }
 
-#[derive(Deserialize)]
-pub struct Empty {}
-
 pub async fn revoke(
     WebPath(key_id): WebPath<String>,
-    SessionForm { ctx, .. }: SessionForm<Empty>,
+    SessionForm { ctx, .. }: SessionForm<NoFields>,
 ) -> Result<Response, WebError> {
     api_keys::revoke(&ctx.app, ctx.p(), &key_id).await?;
     Ok(see_other("/settings/api-keys"))

@@ -10,11 +10,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::error::{is_local_path, see_other, WebError};
-use super::extract::{Ctx, PublicForm, SessionForm, WebPath, WebQuery};
+use super::extract::{Ctx, NoFields, PublicForm, SessionForm, WebPath, WebQuery};
 use super::layout::{self, form_error, Section};
 use crate::error::AppError;
 use crate::http::extract::ClientIp;
-use crate::http::users::{clear_session_cookie, session_cookie};
+use crate::http::users::{with_session_cookie, without_session_cookie};
 use crate::service::passwords::MIN_PASSWORD_CHARS;
 use crate::service::sessions::{self, NewSession};
 use crate::service::{users, App};
@@ -58,12 +58,7 @@ pub struct LoginForm {
 
 /// Sets the session cookie on a redirect.
 fn signed_in(app: &App, new: &NewSession, to: &str) -> Response {
-    let mut r = see_other(to);
-    let cookie = session_cookie(app, new.token.expose_secret(), new.max_age_secs);
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        r.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    r
+    with_session_cookie(app, see_other(to), new.token.expose_secret(), new.max_age_secs)
 }
 
 pub async fn login(
@@ -100,19 +95,12 @@ pub async fn login(
     }
 }
 
-#[derive(Deserialize)]
-pub struct Empty {}
-
 pub async fn logout(
     State(app): State<Arc<App>>,
-    SessionForm { ctx, .. }: SessionForm<Empty>,
+    SessionForm { ctx, .. }: SessionForm<NoFields>,
 ) -> Result<Response, WebError> {
     sessions::sign_out(&app, &ctx.session).await?;
-    let mut r = see_other("/login");
-    if let Ok(v) = HeaderValue::from_str(&clear_session_cookie(&app)) {
-        r.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    Ok(r)
+    Ok(without_session_cookie(&app, see_other("/login")))
 }
 
 fn invite_form(token: &str, email: &str, error: Option<&str>) -> maud::Markup {

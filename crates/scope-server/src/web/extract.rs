@@ -76,6 +76,10 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for SessionForm<T> {
     }
 }
 
+/// The form of a button that only posts the CSRF token.
+#[derive(Deserialize)]
+pub struct NoFields {}
+
 /// A form posted without a session (sign-in, invitation): same-origin only.
 pub struct PublicForm<T>(pub T);
 

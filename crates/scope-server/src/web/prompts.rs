@@ -13,7 +13,7 @@ use scope_store::{DraftPatch, VersionRow};
 use serde::Deserialize;
 
 use super::error::{form_failure, see_other, urlencode, WebError};
-use super::extract::{non_empty, Ctx, SessionForm, WebPath, WebQuery};
+use super::extract::{non_empty, Ctx, NoFields, SessionForm, WebPath, WebQuery};
 use super::layout::{self, badge, csrf_input, form_error, time_exact, time_rel, Section};
 use crate::error::AppError;
 use crate::runtime::now_ms;
@@ -458,12 +458,9 @@ pub async fn promote(
     Ok(see_other(&version_url(&v.name, &v)))
 }
 
-#[derive(Deserialize)]
-pub struct Empty {}
-
 pub async fn archive(
     WebPath((name, vid)): WebPath<(String, String)>,
-    SessionForm { ctx, .. }: SessionForm<Empty>,
+    SessionForm { ctx, .. }: SessionForm<NoFields>,
 ) -> Result<Response, WebError> {
     let v = prompts::set_archived(&ctx.app, ctx.p(), &name, &vid, true).await?;
     Ok(see_other(&format!("{}&archived=1", version_url(&v.name, &v))))
@@ -471,7 +468,7 @@ pub async fn archive(
 
 pub async fn unarchive(
     WebPath((name, vid)): WebPath<(String, String)>,
-    SessionForm { ctx, .. }: SessionForm<Empty>,
+    SessionForm { ctx, .. }: SessionForm<NoFields>,
 ) -> Result<Response, WebError> {
     let v = prompts::set_archived(&ctx.app, ctx.p(), &name, &vid, false).await?;
     Ok(see_other(&version_url(&v.name, &v)))

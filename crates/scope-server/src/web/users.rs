@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::error::{form_failure, see_other, WebError};
-use super::extract::{non_empty, Ctx, SessionForm, WebPath, WebQuery};
+use super::extract::{non_empty, Ctx, NoFields, SessionForm, WebPath, WebQuery};
 use super::layout::{self, badge, csrf_input, form_error, time_exact, time_rel, Section};
 use crate::error::AppError;
 use crate::http::users::{invitation_url, parse_onboarding};
@@ -159,12 +159,9 @@ pub async fn remove_confirm(ctx: Ctx, WebPath(user_id): WebPath<String>) -> Resu
     Ok(layout::page(&ctx, Section::Users, "Remove user", body).into_response())
 }
 
-#[derive(Deserialize)]
-pub struct Empty {}
-
 pub async fn remove(
     WebPath(user_id): WebPath<String>,
-    SessionForm { ctx, .. }: SessionForm<Empty>,
+    SessionForm { ctx, .. }: SessionForm<NoFields>,
 ) -> Result<Response, WebError> {
     let removing_self = ctx.session.user.user_id.to_string() == user_id;
     users::remove(&ctx.app, ctx.p(), &user_id).await?;
