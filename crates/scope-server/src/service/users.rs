@@ -162,31 +162,36 @@ pub struct PendingInvitation {
     pub expires_at: i64,
 }
 
-/// A usable invitation (not accepted, not expired), or 404.
-pub async fn pending_invitation(app: &App, token: &str) -> Result<PendingInvitation, AppError> {
-    let gone = || AppError::from(DomainError::not_found("this invitation link is invalid, used or expired"));
-    let (inv, user) = app.store.get_invitation(&token_digest(token)).await?.ok_or_else(gone)?;
+fn invitation_gone() -> AppError {
+    DomainError::not_found("this invitation link is invalid, used or expired").into()
+}
+
+/// The invitation and its user, if the link is usable (not accepted, not
+/// expired); 404 otherwise.
+async fn usable_invitation(app: &App, token: &str) -> Result<(InvitationRow, UserRow), AppError> {
+    let (inv, user) = app.store.get_invitation(&token_digest(token)).await?.ok_or_else(invitation_gone)?;
     if inv.accepted_at.is_some() || inv.expires_at <= now_ms() {
-        return Err(gone());
+        return Err(invitation_gone());
     }
+    Ok((inv, user))
+}
+
+/// What the invitation page shows, or 404.
+pub async fn pending_invitation(app: &App, token: &str) -> Result<PendingInvitation, AppError> {
+    let (inv, user) = usable_invitation(app, token).await?;
     Ok(PendingInvitation { email: user.email, org: inv.org_id, expires_at: inv.expires_at })
 }
 
-/// Sets the invited user's password; the link cannot be used again.
+/// Sets the invited user's password; the link cannot be used again (the
+/// store accepts it only once, inside its transaction).
 pub async fn accept_invitation(app: &App, token: &str, password: SecretString) -> Result<UserRow, AppError> {
-    let pending = pending_invitation(app, token).await?;
+    let (inv, user) = usable_invitation(app, token).await?;
     validate_new_password(password.expose_secret())?;
     let hash = hash_password_async(password).await?;
-    let (inv, user) =
-        app.store.get_invitation(&token_digest(token)).await?.ok_or_else(|| {
-            AppError::from(DomainError::not_found("this invitation link is invalid, used or expired"))
-        })?;
-    let by_user = Principal { org: pending.org, actor: Actor::User(user.user_id), role: user.role, environment: None };
+    let by_user = Principal { org: inv.org_id, actor: Actor::User(user.user_id), role: user.role, environment: None };
     let ev = audit::event(&by_user, "user.invitation_accepted", inv.user_id, json!({"email": user.email}));
     app.store.accept_invitation(&inv.token_digest, &hash, now_ms(), &ev).await.map_err(|e| match e {
-        scope_store::StoreError::NotFound => {
-            DomainError::not_found("this invitation link is invalid, used or expired").into()
-        }
+        scope_store::StoreError::NotFound => invitation_gone(),
         other => other.into(),
     })
 }
