@@ -9,6 +9,17 @@ use ulid::Ulid;
 
 use crate::DomainError;
 
+/// A new ULID, strictly greater than every other one made by this process:
+/// lists ordered by id ("newest first") then keep the order of creation even
+/// for ids made within the same millisecond (plain `Ulid::new()` orders those
+/// at random). Across processes, ids still order by time to the millisecond.
+pub fn next_ulid() -> Ulid {
+    static GENERATOR: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
+    let mut generator = GENERATOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Only fails when 2^80 ids were made in one millisecond.
+    generator.generate().unwrap_or_else(|_| Ulid::new())
+}
+
 macro_rules! prefixed_id {
     ($(#[$meta:meta])* $name:ident, $prefix:literal, $what:literal) => {
         $(#[$meta])*
@@ -18,9 +29,10 @@ macro_rules! prefixed_id {
         impl $name {
             pub const PREFIX: &'static str = $prefix;
 
-            /// A new identifier from the current time and OS randomness.
+            /// A new identifier from the current time and OS randomness,
+            /// ordered after every other one made by this process.
             pub fn generate() -> Self {
-                Self(Ulid::new())
+                Self(next_ulid())
             }
 
             pub fn from_ulid(ulid: Ulid) -> Self {
@@ -96,6 +108,13 @@ prefixed_id!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_ids_increase_within_a_millisecond() {
+        let ids: Vec<KeyId> = (0..1000).map(|_| KeyId::generate()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids made in a row must sort in creation order");
+        assert!(ids.windows(2).all(|w| w[0].to_string() < w[1].to_string()), "also as text (what the store orders by)");
+    }
 
     #[test]
     fn round_trips_and_rejects_wrong_prefix() {

@@ -10,7 +10,7 @@ use crate::runtime::now_ms;
 
 pub fn event(p: &Principal, action: &str, target: impl ToString, details: serde_json::Value) -> AuditRow {
     AuditRow {
-        event_id: format!("evt_{}", ulid::Ulid::new()),
+        event_id: format!("evt_{}", scope_domain::ids::next_ulid()),
         org_id: p.org,
         actor: p.actor.id(),
         action: action.to_owned(),
