@@ -11,6 +11,9 @@ pub enum ErrorCode {
     InvalidCredentials,
     Forbidden,
     NotFound,
+    /// The prompt exists but has no published version (404, like `NotFound`;
+    /// a distinct code so that clients need not read the message).
+    NoProductionVersion,
     Conflict,
     PayloadTooLarge,
     RateLimited,
@@ -25,6 +28,7 @@ impl ErrorCode {
             ErrorCode::InvalidCredentials => "invalid_credentials",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::NoProductionVersion => "no_production_version",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::RateLimited => "rate_limited",
@@ -38,7 +42,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => 400,
             ErrorCode::Unauthorized | ErrorCode::InvalidCredentials => 401,
             ErrorCode::Forbidden => 403,
-            ErrorCode::NotFound => 404,
+            ErrorCode::NotFound | ErrorCode::NoProductionVersion => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RateLimited => 429,

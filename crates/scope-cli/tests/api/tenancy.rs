@@ -70,7 +70,7 @@ async fn another_org_cannot_see_or_touch_prompts() {
     assert_ne!(r.json()["prompt_id"], pid.as_str());
     let b_v1 = r.json()["version"]["version_id"].as_str().expect("v1").to_owned();
     assert_eq!(b.get("/api/v1/prompts/secret-plan/latest").await.json()["content"], "B's own");
-    b.get("/api/v1/prompts/secret-plan/production").await.assert_error(404, "not_found");
+    b.get("/api/v1/prompts/secret-plan/production").await.assert_error(404, "no_production_version");
     b.post_empty(&format!("/api/v1/prompts/secret-plan/versions/{b_v1}/promote")).await.assert_status(200);
     assert_eq!(b.get("/api/v1/prompts/secret-plan/production").await.json()["content"], "B's own");
 

@@ -81,7 +81,7 @@ async fn sdk_endpoints_serve_production_latest_and_by_id() {
 
     // No production version yet.
     let r = sdk.get("/api/v1/prompts/sdk-facing/production").await;
-    r.assert_error(404, "not_found");
+    r.assert_error(404, "no_production_version");
     assert!(r.json()["message"].as_str().expect("message").contains("no production version"), "{}", r.body);
     assert!(r.json()["error"]["message"].as_str().expect("message").contains("no production version"));
     let r = sdk.get("/api/v1/prompts/never-created/production").await;
@@ -498,5 +498,5 @@ async fn served_versions_reflect_every_change_on_the_next_request() {
     r.assert_status(200);
     assert_eq!(r.json()["prompt_id"], p["prompt_id"]);
     assert_eq!(r.json()["content"], "reborn");
-    sdk.get("/api/v1/prompts/hot/production").await.assert_error(404, "not_found");
+    sdk.get("/api/v1/prompts/hot/production").await.assert_error(404, "no_production_version");
 }

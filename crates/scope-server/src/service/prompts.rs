@@ -3,7 +3,7 @@
 //! enforced inside the store's transactions.
 
 use scope_domain::lifecycle::{validate_prompt_name, validate_prompt_type};
-use scope_domain::{template, DomainError, PromptId, Role, VersionId, VersionStatus};
+use scope_domain::{template, DomainError, ErrorCode, PromptId, Role, VersionId, VersionStatus};
 use scope_store::{
     DraftPatch, NewVersion, PromoteRequest, PromotionRow, PromptListQuery, PromptPatch, PromptRow, PromptSummary,
     VersionListQuery, VersionRow,
@@ -79,7 +79,11 @@ pub async fn production(app: &App, p: &Principal, name: &str) -> Result<VersionR
     p.require(Role::Viewer)?;
     let prompt = find(app, p, name).await?;
     app.store.production_version(p.org, prompt.prompt.prompt_id).await?.ok_or_else(|| {
-        DomainError::not_found(format!("prompt '{}' has no production version", prompt.prompt.name)).into()
+        DomainError::new(
+            ErrorCode::NoProductionVersion,
+            format!("prompt '{}' has no production version", prompt.prompt.name),
+        )
+        .into()
     })
 }
 
@@ -288,7 +292,7 @@ pub async fn promote(
         archive_previous: archive_previous.unwrap_or(true),
         actor: p.actor.id(),
         now_ms: now_ms(),
-        promotion_id: format!("prm_{}", ulid::Ulid::new()),
+        promotion_id: format!("prm_{}", scope_domain::ids::next_ulid()),
     };
     let ev = audit::event(
         p,
