@@ -453,7 +453,7 @@ async fn fetch_version(
         req = req.label(l);
     }
     if let Some(v) = sel.version.as_deref() {
-        req = req.version(v);
+        req = req.version_id(v);
     }
     Ok(req.send().await?)
 }

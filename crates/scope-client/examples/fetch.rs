@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", e.chain());
             if let Some(id) = e.request_id() {
                 eprintln!("request id: {id}");
             }
@@ -56,7 +56,7 @@ async fn run() -> Result<(), Error> {
         request = request.label(l);
     }
     if let Some(v) = &version {
-        request = request.version(v);
+        request = request.version_id(v);
     }
     let prompt = request.await?;
     println!(

@@ -23,6 +23,8 @@ struct Entry {
 pub(crate) struct Hit {
     pub value: Arc<PromptVersion>,
     pub refresh_due: bool,
+    /// Time since the copy was fetched.
+    pub age: Duration,
 }
 
 pub(crate) struct PromptCache {
@@ -75,7 +77,7 @@ impl PromptCache {
             return None;
         }
         let refresh_due = refresh_ahead.is_some_and(|f| age >= ttl.mul_f64(f));
-        Some(Hit { value: Arc::clone(&e.value), refresh_due })
+        Some(Hit { value: Arc::clone(&e.value), refresh_due, age })
     }
 
     /// The last good copy if it expired less than `max_stale` ago.

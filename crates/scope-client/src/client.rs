@@ -1,10 +1,8 @@
 //! The async client, its builder and the `get_prompt_version` request.
 
-use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, IntoFuture};
-use std::hash::Hash;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +18,7 @@ use crate::config::{
 };
 use crate::error::{ApiError, ConfigError, Error};
 use crate::hooks::{ErrorEvent, Hooks, RequestEvent, ResponseEvent};
-use crate::prompt::{cache_key, PromptVersion, Selector};
+use crate::prompt::{cache_key, PromptVersion, Selector, LABEL_LATEST, LABEL_PRODUCTION};
 use crate::retry::RetryPolicy;
 use crate::token::TokenManager;
 use crate::transport::{Request, Target, Transport};
@@ -28,11 +26,15 @@ use crate::transport::{Request, Target, Transport};
 /// The `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("scope-client-rust/", env!("CARGO_PKG_VERSION"));
 
-/// Defaults of SPEC §7.
+/// Default total time for one attempt.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time to establish a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a fetched version is served from the cache.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Default time before a token's expiry at which it is refreshed.
 pub const DEFAULT_TOKEN_REFRESH_BUFFER: Duration = Duration::from_secs(60);
+/// Default upper bound on cached versions.
 pub const DEFAULT_CACHE_MAX_ENTRIES: usize = 10_000;
 /// With background refresh on, a cache hit older than this fraction of the
 /// TTL starts a refresh.
@@ -46,7 +48,7 @@ struct Setting {
     source: &'static str,
 }
 
-/// Builds a [`Client`]. Every option of SPEC §7, with its defaults:
+/// Builds a [`Client`]. Every option, with its defaults:
 ///
 /// | option | default |
 /// |---|---|
@@ -75,6 +77,10 @@ pub struct ClientBuilder {
     hooks: Hooks,
     stale_if_error: Option<Duration>,
     refresh_ahead: Option<f64>,
+    /// PEM text of extra trusted root certificates.
+    root_certificates: Vec<Vec<u8>>,
+    built_in_roots: bool,
+    http_client: Option<reqwest::Client>,
 }
 
 impl Default for ClientBuilder {
@@ -102,6 +108,9 @@ impl ClientBuilder {
             hooks: Hooks::default(),
             stale_if_error: None,
             refresh_ahead: None,
+            root_certificates: Vec::new(),
+            built_in_roots: true,
+            http_client: None,
         }
     }
 
@@ -136,6 +145,7 @@ impl ClientBuilder {
         Ok(b)
     }
 
+    /// The organization id, key id and secret to authenticate with.
     pub fn credentials(mut self, credentials: ClientCredentials) -> Self {
         self.credentials = Some(credentials);
         self
@@ -174,6 +184,7 @@ impl ClientBuilder {
         self
     }
 
+    /// Time to establish a connection (default 10 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -185,6 +196,7 @@ impl ClientBuilder {
         self
     }
 
+    /// How long a fetched version is served from the cache (default 300 s).
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
         self
@@ -196,21 +208,25 @@ impl ClientBuilder {
         self
     }
 
+    /// Retries after the first attempt of a transiently failed request (default 3).
     pub fn max_retries(mut self, n: u32) -> Self {
         self.retry.max_retries = n;
         self
     }
 
+    /// Backoff before the first retry, doubling for each further one (default 0.5 s).
     pub fn retry_base_delay(mut self, d: Duration) -> Self {
         self.retry.base_delay = d;
         self
     }
 
+    /// Upper bound of the backoff (default 30 s); a longer `Retry-After` ends the retries.
     pub fn retry_max_delay(mut self, d: Duration) -> Self {
         self.retry.max_delay = d;
         self
     }
 
+    /// The whole retry policy at once.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
         self
@@ -258,7 +274,94 @@ impl ClientBuilder {
         self
     }
 
+    /// Build a [`blocking::Client`](crate::blocking::Client) with these
+    /// settings.
+    #[cfg(feature = "blocking")]
+    pub fn build_blocking(self) -> Result<crate::blocking::Client, Error> {
+        crate::blocking::Client::from_builder(self)
+    }
+
+    /// Trust the root certificate(s) in `pem` (one certificate or a bundle,
+    /// PEM-encoded) for `https://` URLs, in addition to the built-in roots:
+    /// what a server signed by a private certificate authority needs. May be
+    /// called several times. A malformed PEM is an [`Error::Config`] from
+    /// [`build`](Self::build).
+    #[cfg(any(feature = "rustls-tls-webpki-roots", feature = "rustls-tls-native-roots", feature = "native-tls"))]
+    pub fn add_root_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.root_certificates.push(pem.as_ref().to_vec());
+        self
+    }
+
+    /// Whether to trust the built-in root certificates (default `true`): the
+    /// Mozilla roots compiled in with the `rustls-tls` feature, the
+    /// operating system's with `rustls-tls-native-roots` or `native-tls`.
+    /// With `false`, only the certificates given to
+    /// [`add_root_certificate`](Self::add_root_certificate) are trusted.
+    #[cfg(any(feature = "rustls-tls-webpki-roots", feature = "rustls-tls-native-roots", feature = "native-tls"))]
+    pub fn tls_built_in_root_certs(mut self, enabled: bool) -> Self {
+        self.built_in_roots = enabled;
+        self
+    }
+
+    /// Send every request through this `reqwest::Client` (a proxy, client
+    /// certificates, custom TLS, a shared connection pool…). The SDK still
+    /// sets its `User-Agent`, `Accept`, `X-Request-ID` and per-attempt
+    /// [`timeout`](Self::timeout) on each request; the client's own settings
+    /// apply to everything else, so [`connect_timeout`](Self::connect_timeout)
+    /// and the TLS options of this builder cannot be combined with it (an
+    /// [`Error::Config`] from [`build`](Self::build)).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// The HTTP client: the one given, or one built from the timeouts and
+    /// TLS options.
+    fn http(&self) -> Result<reqwest::Client, Error> {
+        if let Some(client) = &self.http_client {
+            if !self.root_certificates.is_empty() || !self.built_in_roots {
+                return Err(ConfigError::new(
+                    "http_client",
+                    "cannot be combined with add_root_certificate or tls_built_in_root_certs (configure TLS on \
+                     the reqwest::Client instead)",
+                )
+                .into());
+            }
+            if self.connect_timeout != DEFAULT_CONNECT_TIMEOUT {
+                return Err(ConfigError::new(
+                    "http_client",
+                    "cannot be combined with connect_timeout (set it on the reqwest::Client instead)",
+                )
+                .into());
+            }
+            return Ok(client.clone());
+        }
+        let builder = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.connect_timeout)
+            .user_agent(USER_AGENT);
+        #[cfg(any(feature = "rustls-tls-webpki-roots", feature = "rustls-tls-native-roots", feature = "native-tls"))]
+        let builder = {
+            let mut builder = builder.tls_built_in_root_certs(self.built_in_roots);
+            for pem in &self.root_certificates {
+                let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                    ConfigError::new("add_root_certificate", format!("not a PEM certificate or bundle: {e}"))
+                })?;
+                if certs.is_empty() {
+                    return Err(ConfigError::new("add_root_certificate", "no certificate found in the PEM text").into());
+                }
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            builder
+        };
+        Ok(builder.build().map_err(|e| ConfigError::general(format!("cannot build the HTTP client: {e}")))?)
+    }
+
+    /// Check every setting and build the client. Nothing is sent until the first fetch.
     pub fn build(self) -> Result<Client, Error> {
+        let http = self.http()?;
         let credentials = self.credentials.ok_or_else(|| {
             ConfigError::new("credentials", "not set (use ClientCredentials::new or ClientCredentials::from_env)")
         })?;
@@ -297,14 +400,8 @@ impl ClientBuilder {
         if self.retry.base_delay > self.retry.max_delay {
             return Err(ConfigError::new("retry_base_delay", "must not exceed retry_max_delay").into());
         }
-        let http = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .connect_timeout(self.connect_timeout)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| ConfigError::general(format!("cannot build the HTTP client: {e}")))?;
         let tokens = TokenManager::new(credentials, &auth_base, self.token_refresh_buffer)?;
-        let transport = Transport::new(http, self.retry, self.hooks, env_header);
+        let transport = Transport::new(http, self.timeout, self.retry, self.hooks, env_header);
         let stale = self.stale_if_error.unwrap_or(Duration::ZERO);
         Ok(Client {
             inner: Arc::new(Inner {
@@ -342,6 +439,9 @@ impl fmt::Debug for ClientBuilder {
             .field("hooks", &self.hooks)
             .field("stale_if_error", &self.stale_if_error)
             .field("refresh_ahead", &self.refresh_ahead)
+            .field("root_certificates", &self.root_certificates.len())
+            .field("built_in_roots", &self.built_in_roots)
+            .field("http_client", &self.http_client.is_some())
             .finish()
     }
 }
@@ -393,6 +493,7 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
+    /// A builder with every option at its default; see [`ClientBuilder`].
     pub fn builder() -> ClientBuilder {
         ClientBuilder::new()
     }
@@ -410,16 +511,17 @@ impl Client {
 
     /// Fetch a version of the prompt `name` (a name or a `pmt_…` id): the
     /// production version unless [`label`](GetPromptVersion::label) or
-    /// [`version`](GetPromptVersion::version) says otherwise. Await the
+    /// [`version_id`](GetPromptVersion::version_id) says otherwise. Await the
     /// result, or call [`send`](GetPromptVersion::send).
     pub fn get_prompt_version<'a>(&'a self, name: &'a str) -> GetPromptVersion<'a> {
         GetPromptVersion { client: self, name, selector: Selector::PRODUCTION, use_cache: true, ttl: None }
     }
 
     /// Fetch the production version of `name` and render it with `vars`.
-    pub async fn render_prompt<K, V>(&self, name: &str, vars: &HashMap<K, V>) -> Result<String, Error>
+    pub async fn render_prompt<I, K, V>(&self, name: &str, vars: I) -> Result<String, Error>
     where
-        K: Borrow<str> + Hash + Eq,
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
         V: AsRef<str>,
     {
         self.get_prompt_version(name).send().await?.render(vars)
@@ -450,21 +552,23 @@ impl Client {
         self.inner.tokens.login_url().as_str()
     }
 
+    /// The organization id (`org_…`) of the credentials.
     pub fn org_id(&self) -> &str {
         self.inner.tokens.credentials().org_id()
     }
 
+    /// The API key id (`key_…`) of the credentials.
     pub fn key_id(&self) -> &str {
         self.inner.tokens.credentials().key_id()
     }
 
-    async fn fetch(
+    pub(crate) async fn fetch(
         &self,
         name: &str,
         selector: Selector<'_>,
         use_cache: bool,
         ttl: Option<Duration>,
-    ) -> Result<Arc<PromptVersion>, Error> {
+    ) -> Result<Fetched, Error> {
         validate(name, selector)?;
         let inner = &*self.inner;
         let read_cache = inner.cache_enabled && use_cache;
@@ -475,7 +579,7 @@ impl Client {
                     self.spawn_refresh(name, selector, ttl);
                 }
                 tracing::trace!(prompt = name, %selector, "cache hit");
-                return Ok(hit.value);
+                return Ok(Fetched { version: hit.value, source: FetchSource::Cache, age: hit.age, error: None });
             }
         }
         let fetched = if read_cache {
@@ -484,15 +588,15 @@ impl Client {
             self.fetch_and_store(name, selector, ttl).await
         };
         match fetched {
-            Ok(v) => Ok(v),
+            Ok(version) => Ok(Fetched { version, source: FetchSource::Network, age: Duration::ZERO, error: None }),
             Err(e) => {
                 if let (true, true, Some(max)) = (read_cache, e.is_transient(), inner.stale_if_error) {
                     if let Some((v, age)) = with_key(name, selector, |k| inner.cache.get_stale(k, max)) {
                         tracing::warn!(
-                            prompt = name, %selector, age_s = age.as_secs_f64(), error = %e,
+                            prompt = name, %selector, age_s = age.as_secs_f64(), error = %e.chain(),
                             "serving a stale cached copy"
                         );
-                        return Ok(v);
+                        return Ok(Fetched { version: v, source: FetchSource::Stale, age, error: Some(e) });
                     }
                 }
                 Err(e)
@@ -537,12 +641,7 @@ impl Client {
     async fn fetch_remote(&self, name: &str, selector: Selector<'_>) -> Result<PromptVersion, Error> {
         let inner = &*self.inner;
         let url = self.prompt_url(name, selector)?;
-        let req = Request {
-            method: Method::GET,
-            url: &url,
-            body: None,
-            target: Target::Prompt { name, production: selector.is_production() },
-        };
+        let req = Request { method: Method::GET, url: &url, body: None, target: Target::Prompt { name } };
         let span = tracing::debug_span!("scope_client.get_prompt_version", prompt = name, %selector);
         inner.transport.send_authenticated(&inner.tokens, &req).instrument(span).await
     }
@@ -584,7 +683,7 @@ impl Client {
                     client.inner.cache.insert(guard.key.clone(), Arc::new(v), ttl);
                     tracing::debug!(prompt = %name, %selector, "background refresh done");
                 }
-                Err(e) => tracing::debug!(prompt = %name, %selector, error = %e, "background refresh failed"),
+                Err(e) => tracing::debug!(prompt = %name, %selector, error = %e.chain(), "background refresh failed"),
             }
         });
     }
@@ -603,17 +702,74 @@ impl Drop for RefreshGuard {
 }
 
 fn validate(name: &str, selector: Selector<'_>) -> Result<(), Error> {
+    let invalid = |m: String| Err(Error::Validation(ApiError::client_side(m)));
     if name.trim().is_empty() {
-        return Err(Error::Validation(ApiError::client_side("prompt name must not be empty")));
+        return invalid("prompt name must not be empty".to_owned());
     }
-    if selector.as_str().trim().is_empty() {
-        let what = match selector {
-            Selector::Label(_) => "label",
-            Selector::Version(_) => "version id",
-        };
-        return Err(Error::Validation(ApiError::client_side(format!("{what} must not be empty"))));
+    match selector {
+        Selector::Label(LABEL_PRODUCTION | LABEL_LATEST) => Ok(()),
+        Selector::Label("") => invalid("label must not be empty".to_owned()),
+        // The server serves only `production` and `latest` today; asking it
+        // for any other label would answer "no such route".
+        Selector::Label(l) if is_label(l) => invalid(format!(
+            "label '{l}' cannot be fetched: the labels are '{LABEL_PRODUCTION}' and '{LABEL_LATEST}' \
+             (use version_id to fetch a specific version)"
+        )),
+        Selector::Label(l) => {
+            invalid(format!("'{l}' is not a label (the labels are '{LABEL_PRODUCTION}' and '{LABEL_LATEST}')"))
+        }
+        Selector::Version("") => invalid("version id must not be empty".to_owned()),
+        Selector::Version(v) if is_version_id(v) => Ok(()),
+        Selector::Version(v) => invalid(format!(
+            "'{v}' is not a version id (expected 'v_' followed by a ULID, as in PromptVersion::version_id; \
+             the version number is not an id)"
+        )),
     }
-    Ok(())
+}
+
+/// A label's shape: `[a-z0-9][a-z0-9_-]{0,63}`.
+fn is_label(l: &str) -> bool {
+    let b = l.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+}
+
+/// A version id: `v_` followed by a ULID.
+fn is_version_id(v: &str) -> bool {
+    v.strip_prefix("v_").is_some_and(|rest| ulid::Ulid::from_string(rest).is_ok())
+}
+
+/// Where a fetched version came from; see
+/// [`GetPromptVersion::send_with_meta`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FetchSource {
+    /// A fresh copy from the in-memory cache.
+    Cache,
+    /// The server answered this call (or a concurrent call for the same
+    /// version that this one joined).
+    Network,
+    /// The fetch failed for a transient reason and a copy past its TTL was
+    /// served (stale-if-error).
+    Stale,
+}
+
+/// A fetched version and its provenance.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Fetched {
+    /// The version.
+    pub version: Arc<PromptVersion>,
+    /// Where it came from.
+    pub source: FetchSource,
+    /// How long ago it was fetched from the server (zero for
+    /// [`FetchSource::Network`]).
+    pub age: Duration,
+    /// For [`FetchSource::Stale`]: the failure that made the SDK serve the
+    /// stale copy.
+    pub error: Option<Error>,
 }
 
 /// A pending `get_prompt_version` call: choose the label or version and the
@@ -621,38 +777,56 @@ fn validate(name: &str, selector: Selector<'_>) -> Result<(), Error> {
 #[must_use = "nothing is fetched until the request is awaited or sent"]
 #[derive(Debug, Clone)]
 pub struct GetPromptVersion<'a> {
-    client: &'a Client,
-    name: &'a str,
-    selector: Selector<'a>,
-    use_cache: bool,
-    ttl: Option<Duration>,
+    pub(crate) client: &'a Client,
+    pub(crate) name: &'a str,
+    pub(crate) selector: Selector<'a>,
+    pub(crate) use_cache: bool,
+    pub(crate) ttl: Option<Duration>,
 }
 
 impl<'a> GetPromptVersion<'a> {
-    /// A label: `production` (the default) or `latest`.
+    /// A label: `production` (the default: the published version) or
+    /// `latest` (the highest-numbered version, whatever its status). Any
+    /// other label is an [`Error::Validation`] when the request is sent,
+    /// without a request: the server serves no other label yet.
     pub fn label(mut self, label: &'a str) -> Self {
         self.selector = Selector::Label(label);
         self
     }
 
-    /// A version id (`v_…`).
-    pub fn version(mut self, version_id: &'a str) -> Self {
+    /// One version by its id, [`PromptVersion::version_id`] (`v_` followed by
+    /// a ULID), whatever its status. Anything else (a version *number* such
+    /// as `"3"`, say) is an [`Error::Validation`] when the request is sent,
+    /// without a request.
+    pub fn version_id(mut self, version_id: &'a str) -> Self {
         self.selector = Selector::Version(version_id);
         self
     }
 
+    /// The old name of [`version_id`](Self::version_id).
+    #[deprecated(note = "takes a version id, not a number: use `version_id`")]
+    pub fn version(self, version_id: &'a str) -> Self {
+        self.version_id(version_id)
+    }
+
+    /// A [`Selector`]: a label or a version id.
     pub fn selector(mut self, selector: Selector<'a>) -> Self {
         self.selector = selector;
         self
     }
 
-    /// Bypass the cache for this call: always ask the server (the answer
-    /// still refreshes the cache, and stale-if-error does not apply).
+    /// Bypass the cache for this call: always ask the server. The answer
+    /// still replaces the cached copy (when the client's cache is on), so the
+    /// next ordinary call gets it; stale-if-error does not apply, and
+    /// concurrent calls are not coalesced. The same as `cache(false)`.
     pub fn skip_cache(self) -> Self {
         self.cache(false)
     }
 
-    /// Use the cache for this call (`true`, the default) or not.
+    /// Read the cache for this call (`true`, the default) or bypass it as
+    /// [`skip_cache`](Self::skip_cache) does (`false`), for code that
+    /// decides at run time. To turn the cache off for every call, use
+    /// [`ClientBuilder::cache`].
     pub fn cache(mut self, enabled: bool) -> Self {
         self.use_cache = enabled;
         self
@@ -665,23 +839,36 @@ impl<'a> GetPromptVersion<'a> {
         self
     }
 
+    /// Fetch (what `.await` on the request does).
     pub async fn send(self) -> Result<Arc<PromptVersion>, Error> {
+        Ok(self.send_with_meta().await?.version)
+    }
+
+    /// Like [`send`](Self::send), saying where the version came from: the
+    /// cache, the network, or (with
+    /// [`stale_if_error`](ClientBuilder::stale_if_error)) a stale cached copy
+    /// served because the server could not be reached, with the error. Alert
+    /// on [`FetchSource::Stale`] to learn that the application is running on
+    /// old prompts.
+    pub async fn send_with_meta(self) -> Result<Fetched, Error> {
         self.client.fetch(self.name, self.selector, self.use_cache, self.ttl).await
     }
 
     /// Fetch and render with `vars` (missing variables are an error).
-    pub async fn render<K, V>(self, vars: &HashMap<K, V>) -> Result<String, Error>
+    pub async fn render<I, K, V>(self, vars: I) -> Result<String, Error>
     where
-        K: Borrow<str> + Hash + Eq,
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
         V: AsRef<str>,
     {
         self.send().await?.render(vars)
     }
 
     /// Fetch and render strictly (unknown variables are an error too).
-    pub async fn render_strict<K, V>(self, vars: &HashMap<K, V>) -> Result<String, Error>
+    pub async fn render_strict<I, K, V>(self, vars: I) -> Result<String, Error>
     where
-        K: Borrow<str> + Hash + Eq,
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
         V: AsRef<str>,
     {
         self.send().await?.render_strict(vars)

@@ -12,14 +12,23 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::ConfigError;
 
+/// The organization id (`org_…`).
 pub const ENV_ORG_ID: &str = "SCOPE_ORG_ID";
+/// The API key id (`key_…`); `SCOPE_CLIENT_ID` wins when both are set.
 pub const ENV_API_KEY: &str = "SCOPE_API_KEY";
+/// The API key secret (`secret_…`); `SCOPE_CLIENT_SECRET` wins when both are set.
 pub const ENV_API_SECRET: &str = "SCOPE_API_SECRET";
+/// Alternative name of `SCOPE_API_KEY`, used when set.
 pub const ENV_CLIENT_ID: &str = "SCOPE_CLIENT_ID";
+/// Alternative name of `SCOPE_API_SECRET`, used when set.
 pub const ENV_CLIENT_SECRET: &str = "SCOPE_CLIENT_SECRET";
+/// The Scope base URL; the API is at `{base}/api/v1`.
 pub const ENV_API_URL: &str = "SCOPE_API_URL";
+/// The base URL of the token exchange (default: `SCOPE_API_URL`).
 pub const ENV_AUTH_API_URL: &str = "SCOPE_AUTH_API_URL";
+/// Sent as `X-Scope-Environment` on every request.
 pub const ENV_ENVIRONMENT: &str = "SCOPE_ENVIRONMENT";
+/// Seconds before expiry to refresh the token (default 60).
 pub const ENV_TOKEN_REFRESH_BUFFER: &str = "SCOPE_TOKEN_REFRESH_BUFFER";
 
 /// Where the SDK looks when `SCOPE_API_URL` is unset: the address `scope
@@ -38,17 +47,20 @@ pub(crate) fn lookup_nonblank(lookup: &dyn Fn(&str) -> Option<String>, name: &st
 
 /// An organization id, an API key id and its secret.
 ///
-/// The secret is held in a [`SecretString`]: it never appears in `Debug`
+/// The secret is held in a `secrecy::SecretString`: it never appears in `Debug`
 /// output, logs or errors.
 #[derive(Clone)]
 pub struct ClientCredentials {
     org_id: String,
     key_id: String,
     secret: SecretString,
+    /// Where the key id came from (`SCOPE_CLIENT_ID`, `SCOPE_API_KEY`, or
+    /// `key_id` for explicit credentials), named in authentication errors.
+    key_source: String,
 }
 
 impl ClientCredentials {
-    /// Explicit credentials. The identifiers must have their SPEC §2 shape
+    /// Explicit credentials. The identifiers must have their Scope shape
     /// (`org_…`, `key_…`) and the secret's checksum must match, so a typo is
     /// caught here rather than as a 401 from the server.
     pub fn new(
@@ -109,7 +121,7 @@ impl ClientCredentials {
                  checksum; the checksum does not match, so the value is mistyped or truncated)",
             ));
         }
-        Ok(Self { org_id, key_id, secret })
+        Ok(Self { org_id, key_id, secret, key_source: names[1].to_owned() })
     }
 
     /// The organization id (`account_id` in the token exchange).
@@ -122,6 +134,12 @@ impl ClientCredentials {
         &self.key_id
     }
 
+    /// Where the key id came from: `SCOPE_CLIENT_ID` or `SCOPE_API_KEY`
+    /// for credentials from the environment, `key_id` for explicit ones.
+    pub fn key_source(&self) -> &str {
+        &self.key_source
+    }
+
     pub(crate) fn secret(&self) -> &SecretString {
         &self.secret
     }
@@ -132,6 +150,7 @@ impl fmt::Debug for ClientCredentials {
         f.debug_struct("ClientCredentials")
             .field("org_id", &self.org_id)
             .field("key_id", &self.key_id)
+            .field("key_source", &self.key_source)
             .field("secret", &"[redacted]")
             .finish()
     }

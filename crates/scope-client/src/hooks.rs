@@ -10,8 +10,11 @@ use crate::error::Error;
 
 /// Sent before every attempt (retries included).
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct RequestEvent<'a> {
+    /// The HTTP method.
     pub method: &'a str,
+    /// The full URL (the token exchange included; URLs carry no secrets).
     pub url: &'a str,
     /// The `X-Request-ID` sent; shared by the attempts of one call.
     pub request_id: &'a str,
@@ -21,23 +24,35 @@ pub struct RequestEvent<'a> {
 
 /// Sent after every attempt that got a response, whatever its status.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct ResponseEvent<'a> {
+    /// The HTTP method.
     pub method: &'a str,
+    /// The full URL.
     pub url: &'a str,
     /// The server's `X-Request-ID`, or the one sent.
     pub request_id: &'a str,
+    /// 0 for the first attempt, then 1, 2… for retries and the repeat after a token refresh.
     pub attempt: u32,
+    /// The HTTP status.
     pub status: u16,
+    /// From sending the request to the end of the response body.
     pub elapsed: Duration,
 }
 
 /// Sent after every failed attempt (an error status or no response).
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct ErrorEvent<'a> {
+    /// The HTTP method.
     pub method: &'a str,
+    /// The full URL.
     pub url: &'a str,
+    /// The `X-Request-ID` (the server's echo, or the one sent).
     pub request_id: &'a str,
+    /// 0 for the first attempt, then 1, 2…
     pub attempt: u32,
+    /// What went wrong.
     pub error: &'a Error,
     /// Whether the SDK will try again.
     pub will_retry: bool,

@@ -1,9 +1,7 @@
 //! The PromptVersion wire type (SPEC §5), selectors and cache keys.
 
-use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::Hash;
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
@@ -22,50 +20,75 @@ pub const LABEL_LATEST: &str = "latest";
 /// rather than failing the whole response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum PromptStatus {
+    /// Editable; never served as production.
     Draft,
+    /// The production version (exactly one per prompt at most).
     Published,
+    /// Retired; immutable.
     Archived,
     #[serde(other)]
+    /// A state this SDK version does not know.
     Unknown,
 }
 
 /// Plain text or a chat template.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum PromptType {
     #[default]
+    /// Plain text.
     Text,
+    /// A chat template.
     Chat,
     #[serde(other)]
+    /// A type this SDK version does not know.
     Unknown,
 }
 
 /// One immutable version of a prompt, as the Scope API returns it. Fields the
 /// server adds later are accepted and ignored.
 #[derive(Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PromptVersion {
+    /// The prompt's id (`pmt_…`), the same for all its versions.
     pub prompt_id: String,
+    /// This version's id (`v_…`): what [`GetPromptVersion::version_id`](crate::GetPromptVersion::version_id) takes.
     pub version_id: String,
+    /// The prompt's name.
     pub name: String,
+    /// This version's number (1, 2, 3… per prompt, never reused): for people, not for fetching.
     pub version: u32,
+    /// The template text, with `{{variable}}` placeholders.
     pub content: String,
     #[serde(default)]
+    /// The placeholders of `content`, in order of first use, without duplicates.
     pub variables: Vec<String>,
+    /// Draft, published (production) or archived.
     pub status: PromptStatus,
     #[serde(default)]
+    /// Whether this is the production (published) version.
     pub is_production: bool,
     #[serde(default)]
+    /// Plain text or chat.
     pub prompt_type: PromptType,
     #[serde(default)]
+    /// Free-form JSON set by the prompt's editors (model, temperature…).
     pub metadata: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
+    /// The prompt's tags.
     pub tags: Vec<String>,
+    /// When the version was created.
     pub created_at: DateTime<Utc>,
+    /// When the version was last changed.
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
+    /// When the version was last promoted to production, if ever.
     pub promoted_at: Option<DateTime<Utc>>,
     #[serde(default)]
+    /// Who promoted it (a user or key id), if anyone.
     pub promoted_by: Option<String>,
     /// `content`, parsed on first render and kept: a cached version renders
     /// without parsing again.
@@ -74,18 +97,22 @@ pub struct PromptVersion {
 }
 
 impl PromptVersion {
+    /// Whether the version is a draft.
     pub fn is_draft(&self) -> bool {
         self.status == PromptStatus::Draft
     }
 
+    /// Whether the version is published (the production version).
     pub fn is_published(&self) -> bool {
         self.status == PromptStatus::Published
     }
 
+    /// Whether the version is archived.
     pub fn is_archived(&self) -> bool {
         self.status == PromptStatus::Archived
     }
 
+    /// Whether the version is a chat template.
     pub fn is_chat(&self) -> bool {
         self.prompt_type == PromptType::Chat
     }
@@ -95,24 +122,51 @@ impl PromptVersion {
         self.template.get_or_init(|| Template::parse(self.content.as_str()))
     }
 
-    /// Substitute `{{variables}}` in one pass (SPEC §6). Every missing
-    /// variable is reported at once; extra variables are ignored.
-    pub fn render<K, V>(&self, vars: &HashMap<K, V>) -> Result<String, Error>
+    /// Substitute `{{variables}}` in one pass (a value containing `{{x}}` is
+    /// inserted as is, never expanded again), as the server does. Every
+    /// missing variable is reported at once; extra variables are ignored.
+    ///
+    /// `vars` is any collection of name/value pairs: `&HashMap`, `&BTreeMap`,
+    /// an array or `Vec` of tuples, an iterator… (a name given twice: the
+    /// last value wins).
+    pub fn render<I, K, V>(&self, vars: I) -> Result<String, Error>
     where
-        K: Borrow<str> + Hash + Eq,
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
         V: AsRef<str>,
     {
-        Ok(self.template().render(vars, false)?)
+        self.render_pairs(vars, false)
     }
 
     /// Like [`render`](Self::render), but variables the template does not use
     /// are an error too ([`Error::UnknownVariables`]).
-    pub fn render_strict<K, V>(&self, vars: &HashMap<K, V>) -> Result<String, Error>
+    pub fn render_strict<I, K, V>(&self, vars: I) -> Result<String, Error>
     where
-        K: Borrow<str> + Hash + Eq,
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
         V: AsRef<str>,
     {
-        Ok(self.template().render(vars, true)?)
+        self.render_pairs(vars, true)
+    }
+
+    fn render_pairs<I, K, V>(&self, vars: I, strict: bool) -> Result<String, Error>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        /// Up to this many pairs, a linear scan beats hashing.
+        const LINEAR_MAX: usize = 16;
+        let pairs: Vec<(K, V)> = vars.into_iter().collect();
+        let names = || pairs.iter().map(|(k, _)| k.as_ref());
+        let rendered = if pairs.len() <= LINEAR_MAX {
+            let lookup = |name: &str| pairs.iter().rev().find(|(k, _)| k.as_ref() == name).map(|(_, v)| v.as_ref());
+            self.template().render_with(lookup, names, strict)
+        } else {
+            let map: HashMap<&str, &str> = pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+            self.template().render_with(|name| map.get(name).copied(), names, strict)
+        };
+        Ok(rendered?)
     }
 
     /// A metadata string, if present and a string.
@@ -185,14 +239,18 @@ impl fmt::Debug for PromptVersion {
 /// Which version of a prompt to fetch: a label (`production`, `latest`) or a
 /// version id (`v_…`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Selector<'a> {
+    /// A label: `production` or `latest`.
     Label(&'a str),
+    /// A version id (`v_…`, [`PromptVersion::version_id`]).
     Version(&'a str),
 }
 
 impl Selector<'_> {
     /// The default: the published version.
     pub const PRODUCTION: Selector<'static> = Selector::Label(LABEL_PRODUCTION);
+    /// The highest-numbered version, whatever its status.
     pub const LATEST: Selector<'static> = Selector::Label(LABEL_LATEST);
 
     /// The label or the version id.
@@ -200,10 +258,6 @@ impl Selector<'_> {
         match self {
             Selector::Label(s) | Selector::Version(s) => s,
         }
-    }
-
-    pub(crate) fn is_production(&self) -> bool {
-        *self == Selector::PRODUCTION
     }
 }
 

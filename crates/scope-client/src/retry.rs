@@ -18,7 +18,9 @@ use rand::Rng;
 pub struct RetryPolicy {
     /// Retries after the first attempt (so `max_retries + 1` attempts at most).
     pub max_retries: u32,
+    /// The ceiling of the first backoff; it doubles for each further retry.
     pub base_delay: Duration,
+    /// The largest backoff, and the longest `Retry-After` that is waited.
     pub max_delay: Duration,
 }
 

@@ -156,7 +156,7 @@ impl TokenManager {
             // current token is still valid, keep using it.
             Err(e) if e.is_transient() && !rejected => match current {
                 Some(t) if now < t.expires_at => {
-                    tracing::warn!(error = %e, "token refresh failed; using the current token until it expires");
+                    tracing::warn!(error = %e.chain(), "token refresh failed; using the current token until it expires");
                     Ok(t)
                 }
                 _ => Err(e),
@@ -171,6 +171,19 @@ impl TokenManager {
     }
 
     async fn exchange(&self, transport: &Transport) -> Result<(SecretString, Duration), Error> {
+        self.exchange_once(transport).await.map_err(|e| match e {
+            // Say which key was refused and where it came from (with both
+            // SCOPE_CLIENT_ID and SCOPE_API_KEY set, the former wins).
+            Error::Authentication(mut d) => {
+                let creds = &self.credentials;
+                d.message = format!("{} (key {} from {})", d.message, creds.key_id(), creds.key_source());
+                Error::Authentication(d)
+            }
+            other => other,
+        })
+    }
+
+    async fn exchange_once(&self, transport: &Transport) -> Result<(SecretString, Duration), Error> {
         let creds = &self.credentials;
         if !self.use_legacy.load(Ordering::Relaxed) {
             let body = serde_json::json!({

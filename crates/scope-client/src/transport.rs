@@ -2,28 +2,32 @@
 //! mapping. Nothing here logs a header: the bearer token travels only inside
 //! reqwest's `bearer_auth` (which marks the header sensitive).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, RETRY_AFTER, USER_AGENT};
 use reqwest::{Method, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tracing::Instrument;
 
-use crate::error::{ApiError, Error};
+use crate::error::{is_permanent_transport_error, ApiError, Chain, Error};
 use crate::hooks::{ErrorEvent, Hooks, RequestEvent, ResponseEvent};
 use crate::retry::{is_retryable_status, parse_retry_after, RetryPolicy};
 use crate::token::TokenManager;
 
 pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 pub(crate) const ENVIRONMENT_HEADER: &str = "x-scope-environment";
+/// The API error code of a 404 for a prompt that exists but has no
+/// published version.
+pub(crate) const CODE_NO_PRODUCTION_VERSION: &str = "no_production_version";
 
 /// What a request is for; decides how a 404 reads.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Target<'a> {
     TokenExchange,
-    Prompt { name: &'a str, production: bool },
+    Prompt { name: &'a str },
 }
 
 pub(crate) struct Request<'a> {
@@ -44,6 +48,9 @@ struct Failure {
 
 pub(crate) struct Transport {
     http: reqwest::Client,
+    /// Per attempt, set on each request so that it holds with a
+    /// caller-supplied `reqwest::Client` too.
+    timeout: Duration,
     retry: RetryPolicy,
     hooks: Hooks,
     environment: Option<HeaderValue>,
@@ -52,11 +59,12 @@ pub(crate) struct Transport {
 impl Transport {
     pub(crate) fn new(
         http: reqwest::Client,
+        timeout: Duration,
         retry: RetryPolicy,
         hooks: Hooks,
         environment: Option<HeaderValue>,
     ) -> Self {
-        Self { http, retry, hooks, environment }
+        Self { http, timeout, retry, hooks, environment }
     }
 
     /// Send without credentials (the token exchange), retrying transient
@@ -130,9 +138,9 @@ impl Transport {
 
     fn report_error(&self, req: &Request<'_>, request_id: &str, attempt: u32, error: &Error, will_retry: bool) {
         if will_retry {
-            tracing::debug!(request_id = %request_id, attempt, error = %error, "attempt failed; will retry");
+            tracing::debug!(request_id = %request_id, attempt, error = %error.chain(), "attempt failed; will retry");
         } else {
-            tracing::debug!(request_id = %request_id, attempt, error = %error, "request failed");
+            tracing::debug!(request_id = %request_id, attempt, error = %error.chain(), "request failed");
         }
         if let Some(hook) = &self.hooks.on_error {
             let rid = error.request_id().unwrap_or(request_id);
@@ -170,7 +178,9 @@ impl Transport {
             let mut rb = self
                 .http
                 .request(req.method.clone(), req.url.clone())
+                .timeout(self.timeout)
                 .header(ACCEPT, "application/json")
+                .header(USER_AGENT, crate::client::USER_AGENT)
                 .header(REQUEST_ID_HEADER, request_id);
             if let Some(env) = &self.environment {
                 rb = rb.header(ENVIRONMENT_HEADER, env.clone());
@@ -181,12 +191,12 @@ impl Transport {
             if let Some(body) = req.body {
                 rb = rb.json(body);
             }
-            let resp = rb.send().await.map_err(|e| transport_failure(&e, request_id))?;
+            let resp = rb.send().await.map_err(|e| transport_failure(e, request_id))?;
             let status = resp.status().as_u16();
             tracing::Span::current().record("http.status", status);
             let headers = resp.headers().clone();
             let rid = header_str(&headers, REQUEST_ID_HEADER).unwrap_or(request_id).to_owned();
-            let body = resp.bytes().await.map_err(|e| transport_failure(&e, &rid))?;
+            let body = resp.bytes().await.map_err(|e| transport_failure(e, &rid))?;
             if let Some(hook) = &self.hooks.on_response {
                 hook(&ResponseEvent {
                     method: req.method.as_str(),
@@ -238,33 +248,19 @@ async fn sleep(d: Duration) {
     }
 }
 
-/// The error text of a reqwest failure with its causes ("connection
-/// refused", …). URLs carry no secrets in this SDK.
-fn describe(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(cause) = src {
-        let c = cause.to_string();
-        if !s.contains(&c) {
-            s.push_str(": ");
-            s.push_str(&c);
-        }
-        src = cause.source();
-    }
-    s
-}
-
-fn transport_failure(e: &reqwest::Error, request_id: &str) -> Failure {
-    let message = describe(e);
+fn transport_failure(e: reqwest::Error, request_id: &str) -> Failure {
     let request_id = Some(request_id.to_owned());
     let (error, retryable) = if e.is_timeout() {
-        (Error::Timeout { message, request_id }, true)
+        (Error::Timeout { request_id, source: Arc::new(e) }, true)
     } else if e.is_builder() {
+        let message = Chain(&e).to_string();
         (Error::Validation(ApiError { status: None, code: None, message, request_id }), false)
     } else {
         // Connect, request, body and decode-level transport errors: the
-        // connection failed somewhere on the way.
-        (Error::Connection { message, request_id }, true)
+        // connection failed somewhere on the way. A refused certificate (or
+        // another TLS handshake failure) fails the same way every time.
+        let retryable = !is_permanent_transport_error(&e);
+        (Error::Connection { request_id, source: Arc::new(e) }, retryable)
     };
     Failure { error, unauthorized: false, retryable, retry_after: None }
 }
@@ -310,10 +306,9 @@ pub(crate) fn error_from_status(
         401 => Error::Authentication(detail),
         403 => Error::Authorization(detail),
         404 => match target {
-            // The server answers 404 both for a missing prompt and for a
-            // prompt without a published version; only its message tells
-            // them apart ("prompt 'x' has no production version").
-            Target::Prompt { name, production: true } if detail.message.contains("production") => {
+            // The server tells a prompt without a published version apart
+            // from a missing prompt by its code, not its message.
+            Target::Prompt { name } if detail.code.as_deref() == Some(CODE_NO_PRODUCTION_VERSION) => {
                 Error::NoProductionVersion { name: name.to_owned(), detail }
             }
             _ => Error::NotFound(detail),

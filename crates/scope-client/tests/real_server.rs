@@ -262,8 +262,17 @@ async fn fetch_by_each_label_and_id() {
     assert_eq!((latest.version, latest.version_id.as_str()), (3, v3.as_str()));
     assert!(latest.is_draft() && !latest.is_production);
 
-    let first = client.get_prompt_version("greeting").version(&v1).await.unwrap();
+    let first = client.get_prompt_version("greeting").version_id(&v1).await.unwrap();
     assert_eq!((first.version, first.content.as_str()), (1, "Hello {{name}}"));
+    // A version number, or a label the server does not serve, is refused
+    // before any request.
+    let err = client.get_prompt_version("greeting").version_id("1").await.unwrap_err();
+    assert!(matches!(err, Error::Validation(_)), "{err:?}");
+    let err = client.get_prompt_version("greeting").label("staging").await.unwrap_err();
+    assert!(matches!(err, Error::Validation(_)), "{err:?}");
+    assert!(err.to_string().contains("'production'"), "{err}");
+    assert_eq!(scope.served("/api/v1/prompts/greeting/versions/1").await, 0);
+    assert_eq!(scope.served("/api/v1/prompts/greeting/staging").await, 0);
 
     // By prompt id too.
     let by_id = client.get_prompt_version(&prod.prompt_id).await.unwrap();
@@ -296,12 +305,14 @@ async fn no_production_version_and_not_found() {
     let err = client.get_prompt_version("drafty").await.unwrap_err();
     assert!(matches!(err, Error::NoProductionVersion { .. }), "{err:?}");
     assert_eq!(err.status(), Some(404));
+    assert_eq!(err.code(), Some("no_production_version"));
     assert!(err.request_id().is_some());
     // The draft is still reachable as latest.
     assert_eq!(client.get_prompt_version("drafty").label("latest").await.unwrap().version, 1);
     let err = client.get_prompt_version("ghost").await.unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
-    let err = client.get_prompt_version("drafty").version("v_01JD8X3Q7V9W0K2M4N6P8R0T2V").await.unwrap_err();
+    assert_eq!(err.code(), Some("not_found"));
+    let err = client.get_prompt_version("drafty").version_id("v_01JD8X3Q7V9W0K2M4N6P8R0T2V").await.unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
 }
 
@@ -361,8 +372,13 @@ async fn cache_hits_do_not_reach_the_server() {
         assert!(Arc::ptr_eq(&first, &again));
     }
     assert_eq!(scope.served(path).await, 1, "cache hits never reached the server");
+    let meta = client.get_prompt_version("greeting").send_with_meta().await.unwrap();
+    assert_eq!(meta.source, scope_client::FetchSource::Cache);
+    assert!(meta.age > Duration::ZERO);
     // Skipping the cache does reach it (and refreshes the cached copy).
-    let first = client.get_prompt_version("greeting").skip_cache().await.unwrap();
+    let meta = client.get_prompt_version("greeting").skip_cache().send_with_meta().await.unwrap();
+    assert_eq!((meta.source, meta.age), (scope_client::FetchSource::Network, Duration::ZERO));
+    let first = meta.version;
     assert_eq!(scope.served(path).await, 2);
     // Stop the server: only the cache can answer now.
     scope._child.kill().await.unwrap();
@@ -423,4 +439,135 @@ async fn blocking_client_against_the_server() {
     .await
     .unwrap();
     assert_eq!(out, "Hi Bo from Oslo");
+
+    // Directly inside spawn_blocking, and from 50 plain threads sharing
+    // clones of one client (one token exchange for all of them).
+    let (builder, exchanges) = exchange_counter(scope.client().cache(false));
+    let client = builder.build_blocking().unwrap();
+    let c = client.clone();
+    let v = tokio::task::spawn_blocking(move || c.get_prompt_version("greeting").send()).await.unwrap().unwrap();
+    assert_eq!(v.version, 2);
+    let texts = tokio::task::spawn_blocking(move || {
+        let threads: Vec<_> = (0..50)
+            .map(|i| {
+                let c = client.clone();
+                std::thread::spawn(move || {
+                    let name = format!("T{i}");
+                    c.render_prompt("greeting", &HashMap::from([("name", name.as_str()), ("place", "X")]))
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap().unwrap()).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for (i, t) in texts.iter().enumerate() {
+        assert_eq!(t, &format!("Hi T{i} from X"));
+    }
+    assert_eq!(exchanges.load(Ordering::SeqCst), 1);
+}
+
+/// A TLS terminator in front of a `scope serve`: its certificate (for
+/// `localhost` and `127.0.0.1`) is signed by a certificate authority made up
+/// for the test, the way a self-hosted deployment behind an internal CA looks.
+struct TlsProxy {
+    url: String,
+    ca_pem: String,
+    /// TCP connections accepted (one per attempt).
+    connections: Arc<AtomicUsize>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+async fn tls_proxy(backend_url: &str) -> TlsProxy {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Scope test CA");
+    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let backend = backend_url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&connections);
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let (acceptor, backend) = (acceptor.clone(), backend.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(&backend).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+            });
+        }
+    });
+    TlsProxy { url: format!("https://127.0.0.1:{port}"), ca_pem: ca.pem(), connections, _task: task }
+}
+
+#[tokio::test]
+async fn tls_with_a_private_certificate_authority() {
+    let scope = Scope::start(None).await;
+    scope.seed_greeting().await;
+    let proxy = tls_proxy(&scope.url).await;
+
+    // Without the CA: the certificate is refused, and that is not retried.
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&attempts);
+    let client = scope
+        .client()
+        .api_url(&proxy.url)
+        .max_retries(3)
+        .on_request(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    let err = client.get_prompt_version("greeting").await.unwrap_err();
+    assert!(matches!(err, Error::Connection { .. }), "{err:?}");
+    assert!(err.is_tls() && !err.is_transient(), "{err:?}");
+    assert_eq!(attempts.load(Ordering::SeqCst), 1, "a refused certificate was retried");
+    assert_eq!(proxy.connections.load(Ordering::SeqCst), 1);
+    let text = err.chain().to_string();
+    assert!(text.contains("UnknownIssuer"), "{text}");
+    assert!(std::error::Error::source(&err).is_some_and(|s| s.downcast_ref::<reqwest::Error>().is_some()));
+
+    // With the CA added: served through TLS.
+    let client = scope.client().api_url(&proxy.url).add_root_certificate(&proxy.ca_pem).build().unwrap();
+    assert_eq!(client.get_prompt_version("greeting").await.unwrap().version, 2);
+    // Only the CA, without the built-in roots.
+    let client = scope
+        .client()
+        .api_url(&proxy.url)
+        .add_root_certificate(proxy.ca_pem.as_bytes())
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    assert_eq!(client.get_prompt_version("greeting").label("latest").await.unwrap().version, 3);
+    // A reqwest::Client configured by the application.
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(proxy.ca_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let client = scope.client().api_url(&proxy.url).http_client(http).build().unwrap();
+    assert_eq!(client.get_prompt_version("greeting").await.unwrap().version, 2);
+
+    // Settings that cannot work are configuration errors.
+    let err = scope.client().add_root_certificate("not a certificate").build().unwrap_err();
+    assert!(matches!(err, Error::Config(ref c) if c.variable.as_deref() == Some("add_root_certificate")), "{err:?}");
+    let err =
+        scope.client().http_client(reqwest::Client::new()).add_root_certificate(&proxy.ca_pem).build().unwrap_err();
+    assert!(matches!(err, Error::Config(ref c) if c.variable.as_deref() == Some("http_client")), "{err:?}");
 }

@@ -116,19 +116,29 @@ impl Template {
         K: Borrow<str> + Hash + Eq,
         V: AsRef<str>,
     {
-        let missing: Vec<String> = self.variables.iter().filter(|v| !vars.contains_key(v.as_str())).cloned().collect();
+        self.render_with(|name| vars.get(name).map(AsRef::as_ref), || vars.keys().map(Borrow::borrow), strict)
+    }
+
+    /// [`render`](Self::render) with the values from `lookup` (a name to its
+    /// value) instead of a map; `names` lists every name supplied, and is
+    /// only called with `strict`, to report the ones the template does not
+    /// use.
+    pub fn render_with<'v, L, N, I>(&self, lookup: L, names: N, strict: bool) -> Result<String, RenderError>
+    where
+        L: Fn(&str) -> Option<&'v str>,
+        N: FnOnce() -> I,
+        I: Iterator<Item = &'v str>,
+    {
+        let missing: Vec<String> = self.variables.iter().filter(|v| lookup(v).is_none()).cloned().collect();
         if !missing.is_empty() {
             return Err(RenderError::Missing(missing));
         }
         if strict {
-            let mut unknown: Vec<String> = vars
-                .keys()
-                .map(|k| k.borrow())
-                .filter(|k| !self.variables.iter().any(|v| v == k))
-                .map(str::to_owned)
-                .collect();
+            let mut unknown: Vec<String> =
+                names().filter(|k| !self.variables.iter().any(|v| v == k)).map(str::to_owned).collect();
             if !unknown.is_empty() {
                 unknown.sort();
+                unknown.dedup();
                 return Err(RenderError::Unknown(unknown));
             }
         }
@@ -136,7 +146,7 @@ impl Template {
         for seg in &self.segments {
             len += match *seg {
                 Segment::Text(s, e) => e - s,
-                Segment::Var(s, e) => vars.get(&self.source[s..e]).map_or(0, |v| v.as_ref().len()),
+                Segment::Var(s, e) => lookup(&self.source[s..e]).map_or(0, str::len),
             };
         }
         let mut out = String::with_capacity(len);
@@ -144,8 +154,8 @@ impl Template {
             match *seg {
                 Segment::Text(s, e) => out.push_str(&self.source[s..e]),
                 Segment::Var(s, e) => {
-                    if let Some(v) = vars.get(&self.source[s..e]) {
-                        out.push_str(v.as_ref());
+                    if let Some(v) = lookup(&self.source[s..e]) {
+                        out.push_str(v);
                     }
                 }
             }

@@ -278,7 +278,7 @@ mod tokens {
         let server = MockServer::scope().await;
         let client = server.client().build().unwrap();
         client.get_prompt_version("greeting").label("latest").await.unwrap();
-        client.get_prompt_version("greeting").version("v_01JD8X3Q7V9W0K2M4N6P8R0T2V").await.unwrap();
+        client.get_prompt_version("greeting").version_id("v_01JD8X3Q7V9W0K2M4N6P8R0T2V").await.unwrap();
         client.get_prompt_version("pmt_01JD8X3Q7V9W0K2M4N6P8R0T2V").await.unwrap();
         let _ = client.get_prompt_version("a b/c").await;
         let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).filter(|p| !is_auth(p)).collect();
@@ -293,7 +293,38 @@ mod tokens {
         );
         // Empty names and ids are rejected locally.
         assert!(matches!(client.get_prompt_version("").await, Err(Error::Validation(_))));
-        assert!(matches!(client.get_prompt_version("x").version("").await, Err(Error::Validation(_))));
+        assert!(matches!(client.get_prompt_version("x").version_id("").await, Err(Error::Validation(_))));
+    }
+
+    #[tokio::test]
+    async fn selectors_are_checked_before_sending() {
+        let server = MockServer::scope().await;
+        let client = server.client().build().unwrap();
+        // A version number is not a version id.
+        let err = client.get_prompt_version("greeting").version_id("1").await.unwrap_err();
+        assert!(matches!(err, Error::Validation(_)), "{err:?}");
+        assert!(err.to_string().contains("'1' is not a version id"), "{err}");
+        for bad in ["v_", "v_123", "01JD8X3Q7V9W0K2M4N6P8R0T2V", "pmt_01JD8X3Q7V9W0K2M4N6P8R0T2V"] {
+            let err = client.get_prompt_version("greeting").version_id(bad).await.unwrap_err();
+            assert!(matches!(err, Error::Validation(_)), "{bad}: {err:?}");
+        }
+        // A well-formed label other than production/latest: named, refused
+        // locally, with the labels that work.
+        let err = client.get_prompt_version("greeting").label("staging").await.unwrap_err();
+        assert!(matches!(err, Error::Validation(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("'staging'") && text.contains("'production'") && text.contains("'latest'"), "{text}");
+        for bad in ["Staging", "a b", "-x", "", &"x".repeat(65)] {
+            let err = client.get_prompt_version("greeting").label(bad).await.unwrap_err();
+            assert!(matches!(err, Error::Validation(_)), "{bad}: {err:?}");
+        }
+        assert!(server.requests().is_empty(), "nothing was sent: {:?}", server.requests());
+        // The deprecated name still works.
+        #[allow(deprecated)]
+        let v = client.get_prompt_version("greeting").version("v_01JD8X3Q7V9W0K2M4N6P8R0T2V").await.unwrap();
+        assert_eq!(v.name, "greeting");
+        let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).filter(|p| !is_auth(p)).collect();
+        assert_eq!(paths, ["/api/v1/prompts/greeting/versions/v_01JD8X3Q7V9W0K2M4N6P8R0T2V"]);
     }
 
     #[tokio::test]
@@ -334,6 +365,8 @@ mod tokens {
         let err = client.get_prompt_version("greeting").await.unwrap_err();
         assert!(matches!(err, Error::Authentication(_)), "{err:?}");
         assert_eq!(err.code(), Some("invalid_credentials"));
+        // The refused key and where it came from are named.
+        assert_eq!(err.message(), Some(format!("invalid credentials (key {KEY} from key_id)").as_str()));
         assert_eq!(server.exchanges(), 1, "401 is not retried");
         assert_eq!(server.api_count(), 0);
         assert!(!err.to_string().contains(&crate::support::secret()));
@@ -512,8 +545,11 @@ mod errors {
                 return Reply::token(r.nth + 1, 3600.0);
             }
             if r.path.contains("/drafty/") {
-                Reply::error(404, "not_found", "prompt 'drafty' has no production version")
+                Reply::error(404, "no_production_version", "prompt 'drafty' has no production version")
                     .header("X-Request-ID", "rq-7")
+            } else if r.path.contains("/wordy/") {
+                // The code decides, never the message.
+                Reply::error(404, "not_found", "no production version of that name here")
             } else {
                 Reply::error(404, "not_found", "prompt not found")
             }
@@ -523,7 +559,7 @@ mod errors {
         match client.get_prompt_version("drafty").await {
             Err(e @ Error::NoProductionVersion { .. }) => {
                 assert_eq!(e.status(), Some(404));
-                assert_eq!(e.code(), Some("not_found"));
+                assert_eq!(e.code(), Some("no_production_version"));
                 assert_eq!(e.request_id(), Some("rq-7"));
                 let Error::NoProductionVersion { name, .. } = &e else { unreachable!() };
                 assert_eq!(name, "drafty");
@@ -532,9 +568,70 @@ mod errors {
         }
         let missing = client.get_prompt_version("ghost").await.unwrap_err();
         assert!(matches!(missing, Error::NotFound(_)), "{missing:?}");
-        // Only the production label can mean "no production version".
-        let latest = client.get_prompt_version("drafty").label("latest").await.unwrap_err();
-        assert!(matches!(latest, Error::NotFound(_)), "{latest:?}");
+        assert_eq!(missing.code(), Some("not_found"));
+        let wordy = client.get_prompt_version("wordy").await.unwrap_err();
+        assert!(matches!(wordy, Error::NotFound(_)), "{wordy:?}");
+    }
+
+    /// How often `needle` occurs in `hay`, ignoring case.
+    fn occurrences(hay: &str, needle: &str) -> usize {
+        hay.to_lowercase().matches(&needle.to_lowercase()).count()
+    }
+
+    #[tokio::test]
+    async fn an_anyhow_chain_prints_each_fact_once() {
+        // A configuration error: its text once (it is not also a source).
+        let env = env_map(&[("SCOPE_API_KEY", KEY)]);
+        let err = ClientBuilder::from_lookup(|k| env.get(k).cloned()).unwrap_err();
+        assert_eq!(err.message(), Some("not set (the organization id, org_...)"));
+        let text = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(text, "configuration error: SCOPE_ORG_ID: not set (the organization id, org_...)");
+
+        // No production version: the server's message is not repeated.
+        let server = MockServer::start(|r| match is_auth(&r.path) {
+            true => Reply::token(r.nth + 1, 3600.0),
+            false => Reply::error(404, "no_production_version", "prompt 'drafty' has no production version")
+                .header("X-Request-ID", "rq-9"),
+        })
+        .await;
+        let err = server.client().build().unwrap().get_prompt_version("drafty").await.unwrap_err();
+        assert_eq!(err.message(), Some("prompt 'drafty' has no production version"));
+        assert_eq!(err.api_error().and_then(|a| a.code.as_deref()), Some("no_production_version"));
+        let text = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(
+            text,
+            "prompt 'drafty' has no production version (HTTP 404, code no_production_version, request id rq-9)"
+        );
+
+        // A refused connection: our summary once, then reqwest's causes, each
+        // once, and the io::Error reachable through `source()`.
+        let client =
+            ClientBuilder::new().credentials(creds()).api_url(closed_port_url()).max_retries(0).build().unwrap();
+        let err = client.get_prompt_version("greeting").await.unwrap_err();
+        assert!(err.message().is_none());
+        let rid = err.request_id().expect("request id").to_owned();
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_connect), "{source:?}");
+        let mut io_kind = None;
+        let mut next = Some(source);
+        while let Some(e) = next {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                io_kind = Some(io.kind());
+            }
+            next = e.source();
+        }
+        assert_eq!(io_kind, Some(std::io::ErrorKind::ConnectionRefused));
+        let chain = err.chain().to_string();
+        let text = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(text, chain);
+        assert!(text.starts_with(&format!("connection failed (request id {rid}): ")), "{text}");
+        for fact in ["connection failed", rid.as_str(), "connection refused", "error sending request"] {
+            assert_eq!(occurrences(&text, fact), 1, "{fact:?} in {text}");
+        }
+        let parts: Vec<&str> = text.split(": ").collect();
+        let mut unique = parts.clone();
+        unique.dedup();
+        assert_eq!(parts, unique, "a cause repeated: {text}");
     }
 
     #[tokio::test]
@@ -581,7 +678,7 @@ mod cache {
         assert_eq!(server.api_count(), 1);
         // Other labels and versions are other keys.
         client.get_prompt_version("greeting").label("latest").await.unwrap();
-        client.get_prompt_version("greeting").version("v_01JD8X3Q7V9W0K2M4N6P8R0T01").await.unwrap();
+        client.get_prompt_version("greeting").version_id("v_01JD8X3Q7V9W0K2M4N6P8R0T01").await.unwrap();
         client.get_prompt_version("greeting").label("latest").await.unwrap();
         assert_eq!(server.api_count(), 3);
         assert_eq!(client.cache_len(), 3);
@@ -658,6 +755,57 @@ mod cache {
         assert!(matches!(stale.get_prompt_version("greeting").await, Err(Error::NotFound(_))));
     }
 
+    #[tokio::test]
+    async fn send_with_meta_tells_cache_network_and_stale_apart() {
+        use scope_client::FetchSource;
+        let fail = Arc::new(AtomicUsize::new(0));
+        let flag = Arc::clone(&fail);
+        let server = MockServer::start(move |r| {
+            if is_auth(&r.path) {
+                return Reply::token(r.nth + 1, 3600.0);
+            }
+            match flag.load(Ordering::SeqCst) {
+                0 => ok_prompt(),
+                _ => Reply::error(503, "internal", "down"),
+            }
+        })
+        .await;
+        let ttl = Duration::from_millis(200);
+        let client =
+            server.client().cache_ttl(ttl).max_retries(0).stale_if_error(Duration::from_secs(60)).build().unwrap();
+        let first = client.get_prompt_version("greeting").send_with_meta().await.unwrap();
+        assert_eq!((first.source, first.age), (FetchSource::Network, Duration::ZERO));
+        assert!(first.error.is_none());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let hit = client.get_prompt_version("greeting").send_with_meta().await.unwrap();
+        assert_eq!(hit.source, FetchSource::Cache);
+        assert!(hit.age >= Duration::from_millis(50) && hit.age < ttl, "{:?}", hit.age);
+        assert!(Arc::ptr_eq(&first.version, &hit.version));
+        // Past the TTL with the server failing: the stale copy, its age and
+        // the error that caused it.
+        fail.store(1, Ordering::SeqCst);
+        tokio::time::sleep(ttl).await;
+        let stale = client.get_prompt_version("greeting").send_with_meta().await.unwrap();
+        assert_eq!(stale.source, FetchSource::Stale);
+        assert!(stale.age >= ttl, "{:?}", stale.age);
+        assert!(matches!(stale.error, Some(Error::Server(_))), "{:?}", stale.error);
+        assert!(Arc::ptr_eq(&first.version, &stale.version));
+        // skip_cache always asks the server, so no stale copy either.
+        let err = client.get_prompt_version("greeting").skip_cache().send_with_meta().await.unwrap_err();
+        assert!(matches!(err, Error::Server(_)), "{err:?}");
+        // The blocking client says the same.
+        fail.store(0, Ordering::SeqCst);
+        let blocking = server.client().build_blocking().unwrap();
+        let meta = tokio::task::spawn_blocking(move || {
+            let a = blocking.get_prompt_version("greeting").send_with_meta().unwrap().source;
+            let b = blocking.get_prompt_version("greeting").send_with_meta().unwrap().source;
+            (a, b)
+        })
+        .await
+        .unwrap();
+        assert_eq!(meta, (FetchSource::Network, FetchSource::Cache));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn background_refresh_keeps_hot_prompts_off_the_network() {
         let server = MockServer::start(|r| match (is_auth(&r.path), r.nth) {
@@ -707,12 +855,74 @@ mod blocking {
     }
 
     #[tokio::test]
-    async fn blocking_client_inside_a_runtime_errors_instead_of_panicking() {
+    async fn blocking_client_in_async_code_on_a_current_thread_runtime_errors_instead_of_stalling() {
         let server = MockServer::scope().await;
         let client = scope_client::blocking::Client::from_builder(server.client()).unwrap();
         let err = client.get_prompt_version("greeting").send().unwrap_err();
-        assert!(matches!(err, Error::Config(_)), "{err:?}");
-        assert!(err.to_string().contains("async runtime"));
+        assert!(matches!(err, Error::BlockingInAsyncContext), "{err:?}");
+        assert!(err.to_string().contains("spawn_blocking"), "{err}");
+        assert_eq!(server.api_count(), 0);
         drop(client); // Must not panic either.
+    }
+
+    #[tokio::test]
+    async fn blocking_client_inside_spawn_blocking() {
+        // The mock server runs on this (current-thread) runtime, which stays
+        // free while the blocking call waits on a blocking-pool thread.
+        let server = MockServer::scope().await;
+        let client = scope_client::blocking::Client::builder()
+            .credentials(creds())
+            .api_url(server.url())
+            .build_blocking()
+            .unwrap();
+        let c = client.clone();
+        let text = tokio::task::spawn_blocking(move || c.render_prompt("greeting", &HashMap::from([("name", "Al")])))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(text, "Hello Al");
+        // The clone shares the cache: no second fetch.
+        let again = tokio::task::spawn_blocking(move || client.get_prompt_version("greeting").send()).await.unwrap();
+        assert_eq!(again.unwrap().version, 1);
+        assert_eq!(server.api_count(), 1);
+        assert_eq!(server.exchanges(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blocking_client_in_async_code_on_a_multi_thread_runtime() {
+        let server = MockServer::scope().await;
+        let client = server.client().build_blocking().unwrap();
+        let v = client.get_prompt_version("greeting").send().unwrap();
+        assert_eq!(v.name, "greeting");
+        let handle = tokio::spawn(async move { client.get_prompt_version("greeting").skip_cache().send() });
+        assert_eq!(handle.await.unwrap().unwrap().version, 1);
+        assert_eq!(server.api_count(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blocking_client_from_50_threads() {
+        let server = MockServer::scope().await;
+        let client = server.client().cache(false).build_blocking().unwrap();
+        let threads: Vec<_> = (0..50)
+            .map(|i| {
+                let c = client.clone();
+                std::thread::spawn(move || {
+                    let name = format!("T{i}");
+                    c.render_prompt("greeting", &HashMap::from([("name", name.as_str())]))
+                })
+            })
+            .collect();
+        let texts = tokio::task::spawn_blocking(move || {
+            threads.into_iter().map(|t| t.join().unwrap().unwrap()).collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        assert_eq!(texts.len(), 50);
+        for (i, t) in texts.iter().enumerate() {
+            assert_eq!(t, &format!("Hello T{i}"));
+        }
+        assert_eq!(server.api_count(), 50);
+        assert_eq!(server.exchanges(), 1, "one token for every thread");
+        drop(client);
     }
 }

@@ -1,6 +1,6 @@
-//! The SDK's one integration-test binary (modules below share the scripted
-//! server in `support`). Tests against a real `scope serve` live in
-//! `tests/real_server.rs.pending` until the server crate is ready.
+//! The SDK's integration tests against a scripted local server (modules
+//! below share it, in `support`). Tests against a real `scope serve` are the
+//! other test binary, `tests/real_server.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

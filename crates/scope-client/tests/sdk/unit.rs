@@ -74,7 +74,11 @@ mod config {
         ]);
         let creds = ClientCredentials::from_lookup(|k| env.get(k).cloned()).unwrap();
         assert_eq!(creds.key_id(), other_key);
+        assert_eq!(creds.key_source(), "SCOPE_CLIENT_ID");
         assert_eq!(creds.org_id(), ORG);
+        let env = env_map(&[("SCOPE_ORG_ID", ORG), ("SCOPE_API_KEY", KEY), ("SCOPE_API_SECRET", &secret())]);
+        let creds = ClientCredentials::from_lookup(|k| env.get(k).cloned()).unwrap();
+        assert_eq!(creds.key_source(), "SCOPE_API_KEY");
     }
 
     #[test]
@@ -347,6 +351,34 @@ mod render {
         // Owned keys and values work too.
         let owned: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         assert_eq!(v.render(&owned).unwrap(), v.render(&vars).unwrap());
+    }
+
+    #[test]
+    fn takes_any_collection_of_pairs() {
+        let v = version("{{a}}-{{b}}");
+        assert_eq!(v.render([("a", "1"), ("b", "2")]).unwrap(), "1-2");
+        assert_eq!(v.render(vec![("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned())]).unwrap(), "1-2");
+        let tree = std::collections::BTreeMap::from([("a", "x"), ("b", "y")]);
+        assert_eq!(v.render(&tree).unwrap(), "x-y");
+        assert_eq!(v.render(tree.iter().map(|(k, v)| (*k, v.to_uppercase()))).unwrap(), "X-Y");
+        // A name given twice: the last value wins.
+        assert_eq!(v.render([("a", "1"), ("b", "2"), ("a", "3")]).unwrap(), "3-2");
+        // Many pairs (past the linear-scan size) behave the same.
+        let many: Vec<(String, String)> = (0..40).map(|i| (format!("v{i}"), i.to_string())).collect();
+        let wide = version("{{v0}}+{{v39}}");
+        assert_eq!(wide.render(many.iter().map(|(k, v)| (k, v))).unwrap(), "0+39");
+        let mut doubled = many.clone();
+        doubled.push(("v0".to_owned(), "last".to_owned()));
+        assert_eq!(wide.render(doubled.clone()).unwrap(), "last+39");
+        // Strict mode names each unused variable once, sorted.
+        match v.render_strict([("a", "1"), ("b", "2"), ("z", "3"), ("y", "4"), ("z", "5")]) {
+            Err(Error::UnknownVariables { variables }) => assert_eq!(variables, ["y", "z"]),
+            other => panic!("{other:?}"),
+        }
+        match wide.render_strict(doubled) {
+            Err(Error::UnknownVariables { variables }) => assert_eq!(variables.len(), 38),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
