@@ -15,6 +15,7 @@ use rand::Rng;
 /// [`Error::RateLimited`](crate::Error::RateLimited) with its `retry_after`,
 /// so the caller decides whether to wait that long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Retries after the first attempt (so `max_retries + 1` attempts at most).
     pub max_retries: u32,
@@ -31,6 +32,12 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// A policy with these limits (the type is `#[non_exhaustive]`, so this
+    /// is how code outside the crate builds one).
+    pub fn new(max_retries: u32, base_delay: Duration, max_delay: Duration) -> Self {
+        Self { max_retries, base_delay, max_delay }
+    }
+
     /// No retries at all.
     pub fn none() -> Self {
         Self { max_retries: 0, ..Self::default() }

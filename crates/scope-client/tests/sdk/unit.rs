@@ -196,7 +196,7 @@ mod retry {
 
     #[test]
     fn delay_honours_retry_after_and_the_retry_budget() {
-        let p = RetryPolicy { max_retries: 2, ..RetryPolicy::default() };
+        let p = RetryPolicy::new(2, RetryPolicy::default().base_delay, RetryPolicy::default().max_delay);
         let mut rng = StdRng::seed_from_u64(1);
         assert_eq!(p.delay(0, Some(Duration::from_secs(7)), &mut rng), Some(Duration::from_secs(7)));
         assert_eq!(p.delay(1, Some(Duration::ZERO), &mut rng), Some(Duration::ZERO));
