@@ -85,9 +85,7 @@ impl FromRequestParts<Arc<App>> for Principal {
         }
         let session = Session::from_request_parts(parts, app).await?;
         if !is_safe(&parts.method) {
-            check_origin(&parts.headers)?;
-            let given = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
-            sessions::check_csrf(&session, given)?;
+            check_session_write(&session, &parts.headers)?;
         }
         sessions::require_password_current(&session)?;
         Ok(session.principal)
@@ -108,6 +106,13 @@ impl FromRequestParts<Arc<App>> for Session {
         parts.extensions.insert(session.clone());
         Ok(session)
     }
+}
+
+/// A state-changing JSON request made with a session: same-origin and
+/// carrying the session's CSRF token in `X-CSRF-Token`.
+pub fn check_session_write(session: &Session, headers: &HeaderMap) -> Result<(), AppError> {
+    check_origin(headers)?;
+    sessions::check_csrf(session, headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))
 }
 
 pub fn is_safe(method: &Method) -> bool {

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{check_origin, ApiJson, ApiPath, ApiQuery, ClientIp};
+use super::extract::{check_origin, check_session_write, ApiJson, ApiPath, ApiQuery, ClientIp};
 use crate::error::AppError;
 use crate::service::sessions::{self, Session};
 use crate::service::users::{self, NewUser, Onboarding};
@@ -137,8 +137,7 @@ pub async fn change_password(
     headers: axum::http::HeaderMap,
     ApiJson(b): ApiJson<PasswordBody>,
 ) -> Result<impl IntoResponse, AppError> {
-    check_origin(&headers)?;
-    sessions::check_csrf(&session, headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
+    check_session_write(&session, &headers)?;
     users::change_own_password(
         &app,
         &session.principal,
@@ -208,8 +207,7 @@ pub async fn sign_out(
     session: Session,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, AppError> {
-    check_origin(&headers)?;
-    sessions::check_csrf(&session, headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
+    check_session_write(&session, &headers)?;
     sessions::sign_out(&app, &session).await?;
     Ok(without_session_cookie(&app, StatusCode::NO_CONTENT.into_response()))
 }
