@@ -18,6 +18,12 @@ pub enum AppError {
     /// Too many attempts; retry after this many seconds.
     #[error("rate limited")]
     RateLimited(u64),
+    /// The database cannot be reached right now: 503 with `Retry-After`, the
+    /// SPEC error body with code `internal` (the SPEC's list of codes is
+    /// closed; the status tells clients it is worth retrying, and the
+    /// reference SDKs retry 503). The cause is logged, never sent.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// Something broke; logged with the request id, answered with a generic
     /// 500.
     #[error("internal error: {0}")]
@@ -31,7 +37,7 @@ impl AppError {
             AppError::InvalidCredentials => ErrorCode::InvalidCredentials,
             AppError::Unauthorized => ErrorCode::Unauthorized,
             AppError::RateLimited(_) => ErrorCode::RateLimited,
-            AppError::Internal(_) => ErrorCode::Internal,
+            AppError::Internal(_) | AppError::Unavailable(_) => ErrorCode::Internal,
         }
     }
 }
@@ -42,6 +48,7 @@ impl From<StoreError> for AppError {
             StoreError::NotFound => AppError::Domain(DomainError::not_found("not found")),
             StoreError::Conflict(m) => AppError::Domain(DomainError::conflict(m)),
             StoreError::Domain(d) => AppError::Domain(d),
+            StoreError::Unavailable(m) => AppError::Unavailable(m),
             StoreError::Internal(m) => AppError::Internal(m),
         }
     }

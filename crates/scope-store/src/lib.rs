@@ -10,6 +10,8 @@
 //! boundary.
 
 pub mod model;
+mod common;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -27,7 +29,12 @@ pub enum StoreError {
     /// A domain rule refused the change (e.g. editing a published version).
     #[error(transparent)]
     Domain(#[from] DomainError),
-    /// Anything else: the database is unreachable, corrupt, … Logged by the
+    /// The database cannot be reached right now (connection refused or lost,
+    /// pool exhausted past its timeout, server shutting down, statement
+    /// timeout). Retrying later may succeed; the HTTP layer answers 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: corrupt rows, a failed migration, … Logged by the
     /// caller, never shown to clients.
     #[error("storage error: {0}")]
     Internal(String),
@@ -35,14 +42,50 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Opens the backend named by a database URL (`sqlite://PATH`; PostgreSQL in a
-/// later module).
+/// How to connect: pool size and timeouts (PostgreSQL; SQLite keeps its
+/// single writer and small read pool and uses `statement_timeout` as its busy
+/// timeout).
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// How long a request waits for a connection (new or from the pool)
+    /// before `Unavailable`.
+    pub connect_timeout: std::time::Duration,
+    /// Longest a single statement may run before the database cancels it.
+    pub statement_timeout: std::time::Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            connect_timeout: std::time::Duration::from_secs(3),
+            statement_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+/// Whether `url` names a database this crate can open.
+pub fn is_supported_url(url: &str) -> bool {
+    url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Opens the backend named by a database URL (`sqlite://PATH` or
+/// `postgres://…`) with default options.
 pub async fn open(url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
+    open_with(url, &OpenOptions::default()).await
+}
+
+/// Opens the backend named by a database URL and applies its migrations.
+pub async fn open_with(url: &str, options: &OpenOptions) -> StoreResult<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(postgres::PgStore::open(url, options).await?) as std::sync::Arc<dyn Store>)
     } else {
         Err(StoreError::Internal(format!(
-            "unsupported database URL scheme (expected sqlite://PATH): {}",
+            "unsupported database URL scheme (expected sqlite://PATH or postgres://…): {}",
             url.split(':').next().unwrap_or("")
         )))
     }
@@ -54,6 +97,22 @@ pub async fn open(url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
 pub trait Store: Send + Sync + 'static {
     /// Cheap liveness query for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Connection-pool use, for `/metrics`.
+    fn pool_stats(&self) -> Vec<PoolStats>;
+
+    /// Changes made by any process on this database, pushed as they commit,
+    /// where the backend can push them (PostgreSQL `LISTEN`/`NOTIFY`). The
+    /// first message is [`Change::Resync`] once the feed is listening; a
+    /// dropped connection gives [`Change::Lost`] and, once reconnected,
+    /// another `Resync`. `None` when the backend cannot push (SQLite): the
+    /// caller polls. Each call opens its own feed.
+    async fn changes(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<Change>>> {
+        Ok(None)
+    }
 
     // ---- organizations and users -------------------------------------------------
 
@@ -309,6 +368,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Newest first, filtered by `query` (cursor: the last `evt_` id).
     async fn list_audit(&self, org: OrgId, query: &AuditQuery) -> StoreResult<Vec<AuditRow>>;
+
+    // ---- export and import -------------------------------------------------------------
+
+    /// Everything stored except sessions, each table in a stable order
+    /// (creation order where there is one).
+    async fn export(&self) -> StoreResult<Snapshot>;
+
+    /// Loads a snapshot into an empty database (no organization yet:
+    /// `Conflict` otherwise), in one transaction: all or nothing. Rows are
+    /// stored as given; keys that are revoked or expire get gate sequence
+    /// numbers as [`insert_api_key`](Self::insert_api_key) gives them.
+    async fn import(&self, snapshot: &Snapshot) -> StoreResult<()>;
 
     // ---- bulk import ------------------------------------------------------------------
 

@@ -173,6 +173,8 @@ pub struct UsageDay {
 pub struct KeyGateRow {
     pub key_id: KeyId,
     pub revoked: bool,
+    /// When it was revoked (for the revocation-propagation lag metric).
+    pub revoked_at: Option<i64>,
     pub expires_at: Option<i64>,
     pub change_seq: i64,
 }
@@ -312,4 +314,73 @@ pub struct AuditRow {
     pub at: i64,
     /// Extra JSON details (never a secret).
     pub details: serde_json::Value,
+}
+
+/// Usage of one key on one day, as exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub key_id: KeyId,
+    pub day: String,
+    pub count: u64,
+}
+
+/// A prompt as stored, with the number its next version will get (numbers
+/// are never reused, also across an export and import).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPrompt {
+    pub prompt: PromptRow,
+    pub next_version: i64,
+}
+
+/// A promotion-history row with its organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPromotion {
+    pub org_id: OrgId,
+    pub promotion: PromotionRow,
+}
+
+/// Everything a deployment stores except browser sessions (people sign in
+/// again after a move), for `scope export` / `scope import`. Rows are kept as
+/// stored: keys and invitations as digests, signing keys as stored (encrypted
+/// when they were).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub orgs: Vec<OrgRow>,
+    pub users: Vec<UserRow>,
+    pub invitations: Vec<InvitationRow>,
+    pub api_keys: Vec<ApiKeyRow>,
+    pub key_usage: Vec<UsageRow>,
+    pub prompts: Vec<StoredPrompt>,
+    pub versions: Vec<VersionRow>,
+    pub promotions: Vec<StoredPromotion>,
+    pub audit: Vec<AuditRow>,
+    pub signing_keys: Vec<SigningKeyRow>,
+}
+
+/// A change made by some process on the database, pushed by backends that
+/// can (PostgreSQL `LISTEN`/`NOTIFY`), so that every replica's in-memory views
+/// follow at once instead of at the next poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A key was revoked or given an expiry: read `key_gate_changes`.
+    KeyGates,
+    /// A prompt, version or promotion of this organization changed.
+    Prompts(OrgId),
+    /// A signing key was added or retired.
+    SigningKeys,
+    /// The feed is connected (again): anything may have been missed while it
+    /// was not, so resynchronize every view.
+    Resync,
+    /// The feed's connection dropped: rely on polling until `Resync`.
+    Lost,
+}
+
+/// Connection-pool use, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `write`/`read` (SQLite) or `main` (PostgreSQL).
+    pub pool: &'static str,
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
 }

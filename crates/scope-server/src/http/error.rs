@@ -24,6 +24,14 @@ pub fn error_response(code: ErrorCode, message: &str) -> Response {
         .into_response()
 }
 
+/// 503: the database cannot be reached; retry in a second.
+pub fn unavailable_response() -> Response {
+    let mut r = error_response(ErrorCode::Internal, "service temporarily unavailable; retry shortly");
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
@@ -40,6 +48,10 @@ impl IntoResponse for AppError {
                     r.headers_mut().insert(header::RETRY_AFTER, v);
                 }
                 r
+            }
+            AppError::Unavailable(msg) => {
+                tracing::warn!(error = %msg, "database unavailable");
+                unavailable_response()
             }
             AppError::Internal(msg) => {
                 tracing::error!(error = %msg, "internal error");

@@ -118,6 +118,15 @@ impl IntoResponse for WebError {
                 }
                 r
             }
+            WebError::App(AppError::Unavailable(msg)) => {
+                tracing::warn!(error = %msg, "database unavailable");
+                let mut r = error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The database cannot be reached right now. Try again in a moment.",
+                );
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r
+            }
             WebError::App(AppError::Internal(msg)) => {
                 tracing::error!(error = %msg, "internal error");
                 error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong. Try again later.")

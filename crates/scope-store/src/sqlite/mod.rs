@@ -12,6 +12,7 @@
 //! This file holds the pools, the shared helpers and the one `impl Store`;
 //! users, sessions and invitations are in `users.rs`.
 
+mod transfer;
 mod users;
 
 use std::path::Path;
@@ -26,6 +27,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 
+use crate::common::*;
 use crate::model::*;
 use crate::{Store, StoreError, StoreResult};
 
@@ -40,29 +42,6 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 /// The next value of the key gate sequence.
 const NEXT_CHANGE_SEQ: &str = "(SELECT COALESCE(MAX(change_seq), 0) + 1 FROM api_keys)";
-
-const KEY_COLUMNS: &str = "SELECT key_id, org_id, name, environment, role, secret_digest, created_at, created_by, \
-     expires_at, last_used_at, revoked_at, revoked_by, rotated_from FROM api_keys";
-
-const PROMPT_SELECT: &str = "SELECT p.prompt_id, p.org_id, p.name, p.description, p.tags, p.created_at, \
-     p.updated_at, p.created_by, \
-     (SELECT MAX(x.version) FROM prompt_versions x WHERE x.prompt_id = p.prompt_id) AS latest_version, \
-     pv.version AS production_version, pv.version_id AS production_version_id \
-     FROM prompts p \
-     LEFT JOIN prompt_versions pv ON pv.prompt_id = p.prompt_id AND pv.status = 'published'";
-
-const VERSION_SELECT: &str = "SELECT v.version_id, v.prompt_id, v.org_id, p.name, v.version, v.content, \
-     v.variables, v.status, v.prompt_type, v.metadata, p.tags, v.created_at, v.updated_at, v.created_by, \
-     v.promoted_at, v.promoted_by \
-     FROM prompt_versions v JOIN prompts p ON p.prompt_id = v.prompt_id AND p.org_id = v.org_id";
-
-const PROMOTION_COLUMNS: &str = "SELECT promotion_id, prompt_id, version_id, version, previous_version_id, \
-     previous_version, promoted_by, promoted_at, notes FROM promotions";
-
-const AUDIT_COLUMNS: &str = "SELECT event_id, org_id, actor, action, target, at, details FROM audit_events";
-
-const SIGNING_COLUMNS: &str =
-    "SELECT kid, public_key, private_key, encrypted, created_at, retired_at FROM signing_keys";
 
 /// SQLite storage. Cheap to share behind an `Arc`.
 #[derive(Debug, Clone)]
@@ -183,303 +162,6 @@ impl<T> DbResult<T> for Result<T, sqlx::Error> {
     }
 }
 
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Internal(format!("corrupt row: invalid {what}"))
-}
-
-fn parse_id<T: FromStr>(s: &str, what: &str) -> StoreResult<T> {
-    s.parse().map_err(|_| corrupt(what))
-}
-
-fn json_text(value: &impl serde::Serialize) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("cannot encode JSON: {e}")))
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> StoreResult<T> {
-    serde_json::from_str(s).map_err(|_| corrupt(what))
-}
-
-fn invalid_cursor() -> StoreError {
-    StoreError::Domain(DomainError::bad_request("invalid cursor"))
-}
-
-/// A cursor that must parse as the id type `T`; returned in canonical form.
-fn id_cursor<T: FromStr + ToString>(cursor: &Option<String>) -> StoreResult<Option<String>> {
-    match cursor {
-        None => Ok(None),
-        Some(c) => c.parse::<T>().map(|id| Some(id.to_string())).map_err(|_| invalid_cursor()),
-    }
-}
-
-/// A cursor for free-form ids with a known prefix (`prm_…` promotion ids,
-/// `evt_…` audit ids): the prefix, then plain id characters.
-fn text_cursor(cursor: &Option<String>, prefix: &str) -> StoreResult<Option<String>> {
-    match cursor {
-        None => Ok(None),
-        Some(c) => {
-            let ok = c.len() > prefix.len()
-                && c.starts_with(prefix)
-                && c.len() <= 128
-                && c.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
-            if ok {
-                Ok(Some(c.clone()))
-            } else {
-                Err(invalid_cursor())
-            }
-        }
-    }
-}
-
-/// A version-number cursor: a non-negative whole number.
-fn number_cursor(cursor: &Option<String>) -> StoreResult<Option<i64>> {
-    match cursor {
-        None => Ok(None),
-        Some(c) => c.parse::<u32>().map(|n| Some(i64::from(n))).map_err(|_| invalid_cursor()),
-    }
-}
-
-/// For an action filter ending with `.` (`user.`), the half-open range of
-/// the actions it is a prefix of: `[user., user/)`, since `/` follows `.`.
-/// A range, unlike `LIKE`, is case-sensitive like the exact filter and can
-/// use the `audit_events_action` index. `None` for an exact filter.
-fn prefix_range(action: &str) -> Option<(String, String)> {
-    let stem = action.strip_suffix('.')?;
-    Some((action.to_owned(), format!("{stem}/")))
-}
-
-/// `%`, `_` and `\` taken literally in a `LIKE … ESCAPE '\'` pattern.
-fn like_contains(q: &str) -> String {
-    let mut out = String::with_capacity(q.len() + 2);
-    out.push('%');
-    for c in q.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
-// ---- raw rows -----------------------------------------------------------------------
-
-#[derive(sqlx::FromRow)]
-struct RawOrg {
-    org_id: String,
-    name: String,
-    created_at: i64,
-}
-
-impl RawOrg {
-    fn into_row(self) -> StoreResult<OrgRow> {
-        Ok(OrgRow { org_id: parse_id(&self.org_id, "org id")?, name: self.name, created_at: self.created_at })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct RawKey {
-    key_id: String,
-    org_id: String,
-    name: String,
-    environment: String,
-    role: String,
-    secret_digest: Vec<u8>,
-    created_at: i64,
-    created_by: String,
-    expires_at: Option<i64>,
-    last_used_at: Option<i64>,
-    revoked_at: Option<i64>,
-    revoked_by: Option<String>,
-    rotated_from: Option<String>,
-}
-
-impl RawKey {
-    fn into_row(self) -> StoreResult<ApiKeyRow> {
-        let secret_digest: [u8; 32] = self.secret_digest.as_slice().try_into().map_err(|_| corrupt("secret digest"))?;
-        Ok(ApiKeyRow {
-            key_id: parse_id(&self.key_id, "key id")?,
-            org_id: parse_id(&self.org_id, "org id")?,
-            name: self.name,
-            environment: self.environment,
-            role: self.role.parse::<Role>().map_err(|_| corrupt("role"))?,
-            secret_digest,
-            created_at: self.created_at,
-            created_by: self.created_by,
-            expires_at: self.expires_at,
-            last_used_at: self.last_used_at,
-            revoked_at: self.revoked_at,
-            revoked_by: self.revoked_by,
-            rotated_from: self.rotated_from.as_deref().map(|s| parse_id(s, "rotated_from")).transpose()?,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct RawGate {
-    key_id: String,
-    revoked: i64,
-    expires_at: Option<i64>,
-    change_seq: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct RawPrompt {
-    prompt_id: String,
-    org_id: String,
-    name: String,
-    description: String,
-    tags: String,
-    created_at: i64,
-    updated_at: i64,
-    created_by: String,
-    latest_version: Option<i64>,
-    production_version: Option<i64>,
-    production_version_id: Option<String>,
-}
-
-impl RawPrompt {
-    fn into_summary(self) -> StoreResult<PromptSummary> {
-        Ok(PromptSummary {
-            prompt: PromptRow {
-                prompt_id: parse_id(&self.prompt_id, "prompt id")?,
-                org_id: parse_id(&self.org_id, "org id")?,
-                name: self.name,
-                description: self.description,
-                tags: parse_json(&self.tags, "tags")?,
-                created_at: self.created_at,
-                updated_at: self.updated_at,
-                created_by: self.created_by,
-            },
-            latest_version: self.latest_version,
-            production_version: self.production_version,
-            production_version_id: self
-                .production_version_id
-                .as_deref()
-                .map(|s| parse_id(s, "version id"))
-                .transpose()?,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct RawVersion {
-    version_id: String,
-    prompt_id: String,
-    org_id: String,
-    name: String,
-    version: i64,
-    content: String,
-    variables: String,
-    status: String,
-    prompt_type: String,
-    metadata: String,
-    tags: String,
-    created_at: i64,
-    updated_at: i64,
-    created_by: String,
-    promoted_at: Option<i64>,
-    promoted_by: Option<String>,
-}
-
-impl RawVersion {
-    fn into_row(self) -> StoreResult<VersionRow> {
-        Ok(VersionRow {
-            version_id: parse_id(&self.version_id, "version id")?,
-            prompt_id: parse_id(&self.prompt_id, "prompt id")?,
-            org_id: parse_id(&self.org_id, "org id")?,
-            name: self.name,
-            version: self.version,
-            content: self.content,
-            variables: parse_json(&self.variables, "variables")?,
-            status: VersionStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
-            prompt_type: self.prompt_type,
-            metadata: parse_json(&self.metadata, "metadata")?,
-            tags: parse_json(&self.tags, "tags")?,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            created_by: self.created_by,
-            promoted_at: self.promoted_at,
-            promoted_by: self.promoted_by,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct RawPromotion {
-    promotion_id: String,
-    prompt_id: String,
-    version_id: String,
-    version: i64,
-    previous_version_id: Option<String>,
-    previous_version: Option<i64>,
-    promoted_by: String,
-    promoted_at: i64,
-    notes: Option<String>,
-}
-
-impl RawPromotion {
-    fn into_row(self) -> StoreResult<PromotionRow> {
-        Ok(PromotionRow {
-            promotion_id: self.promotion_id,
-            prompt_id: parse_id(&self.prompt_id, "prompt id")?,
-            version_id: parse_id(&self.version_id, "version id")?,
-            version: self.version,
-            previous_version_id: self.previous_version_id.as_deref().map(|s| parse_id(s, "version id")).transpose()?,
-            previous_version: self.previous_version,
-            promoted_by: self.promoted_by,
-            promoted_at: self.promoted_at,
-            notes: self.notes,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct RawAudit {
-    event_id: String,
-    org_id: String,
-    actor: String,
-    action: String,
-    target: String,
-    at: i64,
-    details: String,
-}
-
-impl RawAudit {
-    fn into_row(self) -> StoreResult<AuditRow> {
-        Ok(AuditRow {
-            event_id: self.event_id,
-            org_id: parse_id(&self.org_id, "org id")?,
-            actor: self.actor,
-            action: self.action,
-            target: self.target,
-            at: self.at,
-            details: parse_json(&self.details, "audit details")?,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct RawSigningKey {
-    kid: String,
-    public_key: Vec<u8>,
-    private_key: Vec<u8>,
-    encrypted: i64,
-    created_at: i64,
-    retired_at: Option<i64>,
-}
-
-impl RawSigningKey {
-    fn into_row(self) -> SigningKeyRow {
-        SigningKeyRow {
-            kid: self.kid,
-            public_key: self.public_key,
-            private_key: self.private_key,
-            encrypted: self.encrypted != 0,
-            created_at: self.created_at,
-            retired_at: self.retired_at,
-        }
-    }
-}
 
 // ---- statements shared by several methods --------------------------------------------
 
@@ -598,6 +280,28 @@ impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await.db()?;
         Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        let stats = |pool: &'static str, p: &SqlitePool| PoolStats {
+            pool,
+            size: p.size(),
+            idle: p.num_idle() as u32,
+            max: p.options().get_max_connections(),
+        };
+        vec![stats("write", &self.write), stats("read", &self.read)]
+    }
+
+    async fn export(&self) -> StoreResult<Snapshot> {
+        transfer::export(self).await
+    }
+
+    async fn import(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        transfer::import(self, snapshot).await
     }
 
     // ---- organizations and users ---------------------------------------------------
@@ -903,7 +607,7 @@ impl Store for SqliteStore {
             // poll of a server that has not yet seen any gated key, and a
             // full scan of a million keys there cost most of a core.
             sqlx::query_as(
-                "SELECT key_id, (revoked_at IS NOT NULL) AS revoked, expires_at, change_seq FROM api_keys \
+                "SELECT key_id, revoked_at, expires_at, change_seq FROM api_keys \
                  WHERE change_seq > 0 AND (revoked_at IS NOT NULL OR expires_at IS NOT NULL) ORDER BY change_seq",
             )
             .fetch_all(&self.read)
@@ -911,7 +615,7 @@ impl Store for SqliteStore {
             .db()?
         } else {
             sqlx::query_as(
-                "SELECT key_id, (revoked_at IS NOT NULL) AS revoked, expires_at, change_seq FROM api_keys \
+                "SELECT key_id, revoked_at, expires_at, change_seq FROM api_keys \
                  WHERE change_seq > ?1 ORDER BY change_seq",
             )
             .bind(after_seq)
@@ -919,16 +623,7 @@ impl Store for SqliteStore {
             .await
             .db()?
         };
-        rows.into_iter()
-            .map(|r| {
-                Ok(KeyGateRow {
-                    key_id: parse_id(&r.key_id, "key id")?,
-                    revoked: r.revoked != 0,
-                    expires_at: r.expires_at,
-                    change_seq: r.change_seq,
-                })
-            })
-            .collect()
+        rows.into_iter().map(RawGate::into_row).collect()
     }
 
     // ---- prompts and versions --------------------------------------------------------

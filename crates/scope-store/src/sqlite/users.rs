@@ -10,105 +10,12 @@ use scope_domain::{DomainError, OrgId, Role, UserId};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::{corrupt, id_cursor, insert_audit, parse_id, DbResult, SqliteStore};
+use super::{insert_audit, DbResult, SqliteStore};
+use crate::common::*;
 use crate::model::*;
 use crate::{StoreError, StoreResult};
 
 /// The columns of [`RawUser`], from `users u`.
-const USER_FIELDS: &str = "u.user_id, u.org_id, u.email, u.password_hash, u.role, u.created_at, \
-     u.must_change_password, u.last_sign_in_at";
-
-/// Whether a user counts towards "the last admin": an admin who can sign in.
-/// An invited admin (no password yet) does not.
-const ACTIVE_ADMIN: &str = "role = 'admin' AND password_hash <> ''";
-
-// ---- raw rows -----------------------------------------------------------------------
-
-#[derive(sqlx::FromRow)]
-struct RawUser {
-    user_id: String,
-    org_id: String,
-    email: String,
-    password_hash: String,
-    role: String,
-    created_at: i64,
-    must_change_password: i64,
-    last_sign_in_at: Option<i64>,
-}
-
-impl RawUser {
-    fn into_row(self) -> StoreResult<UserRow> {
-        Ok(UserRow {
-            user_id: parse_id(&self.user_id, "user id")?,
-            org_id: parse_id(&self.org_id, "org id")?,
-            email: self.email,
-            password_hash: self.password_hash,
-            role: self.role.parse::<Role>().map_err(|_| corrupt("role"))?,
-            created_at: self.created_at,
-            must_change_password: self.must_change_password != 0,
-            last_sign_in_at: self.last_sign_in_at,
-        })
-    }
-}
-
-/// A session joined with its user (whose ids are the session's).
-#[derive(sqlx::FromRow)]
-struct RawSession {
-    session_digest: Vec<u8>,
-    s_created_at: i64,
-    s_last_seen_at: i64,
-    s_expires_at: i64,
-    #[sqlx(flatten)]
-    user: RawUser,
-}
-
-impl RawSession {
-    fn into_rows(self) -> StoreResult<(SessionRow, UserRow)> {
-        let user = self.user.into_row()?;
-        let session = SessionRow {
-            session_digest: digest(&self.session_digest, "session digest")?,
-            org_id: user.org_id,
-            user_id: user.user_id,
-            created_at: self.s_created_at,
-            last_seen_at: self.s_last_seen_at,
-            expires_at: self.s_expires_at,
-        };
-        Ok((session, user))
-    }
-}
-
-/// An invitation joined with its user (whose ids are the invitation's).
-#[derive(sqlx::FromRow)]
-struct RawInvitation {
-    token_digest: Vec<u8>,
-    i_created_by: String,
-    i_created_at: i64,
-    i_expires_at: i64,
-    i_accepted_at: Option<i64>,
-    #[sqlx(flatten)]
-    user: RawUser,
-}
-
-impl RawInvitation {
-    fn into_rows(self) -> StoreResult<(InvitationRow, UserRow)> {
-        let user = self.user.into_row()?;
-        let invitation = InvitationRow {
-            token_digest: digest(&self.token_digest, "invitation digest")?,
-            org_id: user.org_id,
-            user_id: user.user_id,
-            created_by: self.i_created_by,
-            created_at: self.i_created_at,
-            expires_at: self.i_expires_at,
-            accepted_at: self.i_accepted_at,
-        };
-        Ok((invitation, user))
-    }
-}
-
-fn digest(bytes: &[u8], what: &str) -> StoreResult<[u8; 32]> {
-    bytes.try_into().map_err(|_| corrupt(what))
-}
-
 // ---- statements shared by several methods --------------------------------------------
 
 async fn fetch_user(conn: &mut SqliteConnection, org: OrgId, user: UserId) -> StoreResult<Option<UserRow>> {

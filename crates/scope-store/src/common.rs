@@ -1,0 +1,440 @@
+//! What every backend shares: the columns it selects, the raw rows sqlx
+//! decodes them into (the same Rust types on SQLite and PostgreSQL: text ids,
+//! `BIGINT`/`INTEGER` milliseconds, `BLOB`/`BYTEA` digests, JSON as text,
+//! boolean flags), their conversion into the model, and input checks such as
+//! cursor parsing. Statements differ per backend (placeholders, locking) and
+//! live in each backend's modules.
+
+use std::str::FromStr;
+
+use scope_domain::{DomainError, Role, VersionStatus};
+
+use crate::model::*;
+use crate::{StoreError, StoreResult};
+
+pub(crate) const KEY_COLUMNS: &str = "SELECT key_id, org_id, name, environment, role, secret_digest, created_at, created_by, \
+     expires_at, last_used_at, revoked_at, revoked_by, rotated_from FROM api_keys";
+
+pub(crate) const PROMPT_SELECT: &str = "SELECT p.prompt_id, p.org_id, p.name, p.description, p.tags, p.created_at, \
+     p.updated_at, p.created_by, \
+     (SELECT MAX(x.version) FROM prompt_versions x WHERE x.prompt_id = p.prompt_id) AS latest_version, \
+     pv.version AS production_version, pv.version_id AS production_version_id \
+     FROM prompts p \
+     LEFT JOIN prompt_versions pv ON pv.prompt_id = p.prompt_id AND pv.status = 'published'";
+
+pub(crate) const VERSION_SELECT: &str = "SELECT v.version_id, v.prompt_id, v.org_id, p.name, v.version, v.content, \
+     v.variables, v.status, v.prompt_type, v.metadata, p.tags, v.created_at, v.updated_at, v.created_by, \
+     v.promoted_at, v.promoted_by \
+     FROM prompt_versions v JOIN prompts p ON p.prompt_id = v.prompt_id AND p.org_id = v.org_id";
+
+pub(crate) const PROMOTION_COLUMNS: &str = "SELECT promotion_id, prompt_id, version_id, version, previous_version_id, \
+     previous_version, promoted_by, promoted_at, notes FROM promotions";
+
+pub(crate) const AUDIT_COLUMNS: &str = "SELECT event_id, org_id, actor, action, target, at, details FROM audit_events";
+
+pub(crate) const SIGNING_COLUMNS: &str =
+    "SELECT kid, public_key, private_key, encrypted, created_at, retired_at FROM signing_keys";
+
+pub(crate) const USER_FIELDS: &str = "u.user_id, u.org_id, u.email, u.password_hash, u.role, u.created_at, \
+     u.must_change_password, u.last_sign_in_at";
+
+/// Whether a user counts towards "the last admin": an admin who can sign in.
+/// An invited admin (no password yet) does not.
+pub(crate) const ACTIVE_ADMIN: &str = "role = 'admin' AND password_hash <> ''";
+
+// ---- raw rows -----------------------------------------------------------------------
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawUser {
+    pub(crate) user_id: String,
+    pub(crate) org_id: String,
+    pub(crate) email: String,
+    pub(crate) password_hash: String,
+    pub(crate) role: String,
+    pub(crate) created_at: i64,
+    pub(crate) must_change_password: bool,
+    pub(crate) last_sign_in_at: Option<i64>,
+}
+
+impl RawUser {
+    pub(crate) fn into_row(self) -> StoreResult<UserRow> {
+        Ok(UserRow {
+            user_id: parse_id(&self.user_id, "user id")?,
+            org_id: parse_id(&self.org_id, "org id")?,
+            email: self.email,
+            password_hash: self.password_hash,
+            role: self.role.parse::<Role>().map_err(|_| corrupt("role"))?,
+            created_at: self.created_at,
+            must_change_password: self.must_change_password,
+            last_sign_in_at: self.last_sign_in_at,
+        })
+    }
+}
+
+/// A session joined with its user (whose ids are the session's).
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawSession {
+    pub(crate) session_digest: Vec<u8>,
+    pub(crate) s_created_at: i64,
+    pub(crate) s_last_seen_at: i64,
+    pub(crate) s_expires_at: i64,
+    #[sqlx(flatten)]
+    pub(crate) user: RawUser,
+}
+
+impl RawSession {
+    pub(crate) fn into_rows(self) -> StoreResult<(SessionRow, UserRow)> {
+        let user = self.user.into_row()?;
+        let session = SessionRow {
+            session_digest: digest(&self.session_digest, "session digest")?,
+            org_id: user.org_id,
+            user_id: user.user_id,
+            created_at: self.s_created_at,
+            last_seen_at: self.s_last_seen_at,
+            expires_at: self.s_expires_at,
+        };
+        Ok((session, user))
+    }
+}
+
+/// An invitation joined with its user (whose ids are the invitation's).
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawInvitation {
+    pub(crate) token_digest: Vec<u8>,
+    pub(crate) i_created_by: String,
+    pub(crate) i_created_at: i64,
+    pub(crate) i_expires_at: i64,
+    pub(crate) i_accepted_at: Option<i64>,
+    #[sqlx(flatten)]
+    pub(crate) user: RawUser,
+}
+
+impl RawInvitation {
+    pub(crate) fn into_rows(self) -> StoreResult<(InvitationRow, UserRow)> {
+        let user = self.user.into_row()?;
+        let invitation = InvitationRow {
+            token_digest: digest(&self.token_digest, "invitation digest")?,
+            org_id: user.org_id,
+            user_id: user.user_id,
+            created_by: self.i_created_by,
+            created_at: self.i_created_at,
+            expires_at: self.i_expires_at,
+            accepted_at: self.i_accepted_at,
+        };
+        Ok((invitation, user))
+    }
+}
+
+pub(crate) fn digest(bytes: &[u8], what: &str) -> StoreResult<[u8; 32]> {
+    bytes.try_into().map_err(|_| corrupt(what))
+}
+
+pub(crate) fn corrupt(what: &str) -> StoreError {
+    StoreError::Internal(format!("corrupt row: invalid {what}"))
+}
+
+pub(crate) fn parse_id<T: FromStr>(s: &str, what: &str) -> StoreResult<T> {
+    s.parse().map_err(|_| corrupt(what))
+}
+
+pub(crate) fn json_text(value: &impl serde::Serialize) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("cannot encode JSON: {e}")))
+}
+
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(|_| corrupt(what))
+}
+
+pub(crate) fn invalid_cursor() -> StoreError {
+    StoreError::Domain(DomainError::bad_request("invalid cursor"))
+}
+
+/// A cursor that must parse as the id type `T`; returned in canonical form.
+pub(crate) fn id_cursor<T: FromStr + ToString>(cursor: &Option<String>) -> StoreResult<Option<String>> {
+    match cursor {
+        None => Ok(None),
+        Some(c) => c.parse::<T>().map(|id| Some(id.to_string())).map_err(|_| invalid_cursor()),
+    }
+}
+
+/// A cursor for free-form ids with a known prefix (`prm_…` promotion ids,
+/// `evt_…` audit ids): the prefix, then plain id characters.
+pub(crate) fn text_cursor(cursor: &Option<String>, prefix: &str) -> StoreResult<Option<String>> {
+    match cursor {
+        None => Ok(None),
+        Some(c) => {
+            let ok = c.len() > prefix.len()
+                && c.starts_with(prefix)
+                && c.len() <= 128
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+            if ok {
+                Ok(Some(c.clone()))
+            } else {
+                Err(invalid_cursor())
+            }
+        }
+    }
+}
+
+/// A version-number cursor: a non-negative whole number.
+pub(crate) fn number_cursor(cursor: &Option<String>) -> StoreResult<Option<i64>> {
+    match cursor {
+        None => Ok(None),
+        Some(c) => c.parse::<u32>().map(|n| Some(i64::from(n))).map_err(|_| invalid_cursor()),
+    }
+}
+
+/// For an action filter ending with `.` (`user.`), the half-open range of
+/// the actions it is a prefix of: `[user., user/)`, since `/` follows `.`.
+/// A range, unlike `LIKE`, is case-sensitive like the exact filter and can
+/// use the `audit_events_action` index. `None` for an exact filter.
+pub(crate) fn prefix_range(action: &str) -> Option<(String, String)> {
+    let stem = action.strip_suffix('.')?;
+    Some((action.to_owned(), format!("{stem}/")))
+}
+
+/// `%`, `_` and `\` taken literally in a `LIKE … ESCAPE '\'` pattern.
+pub(crate) fn like_contains(q: &str) -> String {
+    let mut out = String::with_capacity(q.len() + 2);
+    out.push('%');
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+// ---- raw rows -----------------------------------------------------------------------
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawOrg {
+    pub(crate) org_id: String,
+    pub(crate) name: String,
+    pub(crate) created_at: i64,
+}
+
+impl RawOrg {
+    pub(crate) fn into_row(self) -> StoreResult<OrgRow> {
+        Ok(OrgRow { org_id: parse_id(&self.org_id, "org id")?, name: self.name, created_at: self.created_at })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawKey {
+    pub(crate) key_id: String,
+    pub(crate) org_id: String,
+    pub(crate) name: String,
+    pub(crate) environment: String,
+    pub(crate) role: String,
+    pub(crate) secret_digest: Vec<u8>,
+    pub(crate) created_at: i64,
+    pub(crate) created_by: String,
+    pub(crate) expires_at: Option<i64>,
+    pub(crate) last_used_at: Option<i64>,
+    pub(crate) revoked_at: Option<i64>,
+    pub(crate) revoked_by: Option<String>,
+    pub(crate) rotated_from: Option<String>,
+}
+
+impl RawKey {
+    pub(crate) fn into_row(self) -> StoreResult<ApiKeyRow> {
+        let secret_digest: [u8; 32] = self.secret_digest.as_slice().try_into().map_err(|_| corrupt("secret digest"))?;
+        Ok(ApiKeyRow {
+            key_id: parse_id(&self.key_id, "key id")?,
+            org_id: parse_id(&self.org_id, "org id")?,
+            name: self.name,
+            environment: self.environment,
+            role: self.role.parse::<Role>().map_err(|_| corrupt("role"))?,
+            secret_digest,
+            created_at: self.created_at,
+            created_by: self.created_by,
+            expires_at: self.expires_at,
+            last_used_at: self.last_used_at,
+            revoked_at: self.revoked_at,
+            revoked_by: self.revoked_by,
+            rotated_from: self.rotated_from.as_deref().map(|s| parse_id(s, "rotated_from")).transpose()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawPrompt {
+    pub(crate) prompt_id: String,
+    pub(crate) org_id: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) tags: String,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+    pub(crate) created_by: String,
+    pub(crate) latest_version: Option<i64>,
+    pub(crate) production_version: Option<i64>,
+    pub(crate) production_version_id: Option<String>,
+}
+
+impl RawPrompt {
+    pub(crate) fn into_summary(self) -> StoreResult<PromptSummary> {
+        Ok(PromptSummary {
+            prompt: PromptRow {
+                prompt_id: parse_id(&self.prompt_id, "prompt id")?,
+                org_id: parse_id(&self.org_id, "org id")?,
+                name: self.name,
+                description: self.description,
+                tags: parse_json(&self.tags, "tags")?,
+                created_at: self.created_at,
+                updated_at: self.updated_at,
+                created_by: self.created_by,
+            },
+            latest_version: self.latest_version,
+            production_version: self.production_version,
+            production_version_id: self
+                .production_version_id
+                .as_deref()
+                .map(|s| parse_id(s, "version id"))
+                .transpose()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawVersion {
+    pub(crate) version_id: String,
+    pub(crate) prompt_id: String,
+    pub(crate) org_id: String,
+    pub(crate) name: String,
+    pub(crate) version: i64,
+    pub(crate) content: String,
+    pub(crate) variables: String,
+    pub(crate) status: String,
+    pub(crate) prompt_type: String,
+    pub(crate) metadata: String,
+    pub(crate) tags: String,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+    pub(crate) created_by: String,
+    pub(crate) promoted_at: Option<i64>,
+    pub(crate) promoted_by: Option<String>,
+}
+
+impl RawVersion {
+    pub(crate) fn into_row(self) -> StoreResult<VersionRow> {
+        Ok(VersionRow {
+            version_id: parse_id(&self.version_id, "version id")?,
+            prompt_id: parse_id(&self.prompt_id, "prompt id")?,
+            org_id: parse_id(&self.org_id, "org id")?,
+            name: self.name,
+            version: self.version,
+            content: self.content,
+            variables: parse_json(&self.variables, "variables")?,
+            status: VersionStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            prompt_type: self.prompt_type,
+            metadata: parse_json(&self.metadata, "metadata")?,
+            tags: parse_json(&self.tags, "tags")?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            created_by: self.created_by,
+            promoted_at: self.promoted_at,
+            promoted_by: self.promoted_by,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawPromotion {
+    pub(crate) promotion_id: String,
+    pub(crate) prompt_id: String,
+    pub(crate) version_id: String,
+    pub(crate) version: i64,
+    pub(crate) previous_version_id: Option<String>,
+    pub(crate) previous_version: Option<i64>,
+    pub(crate) promoted_by: String,
+    pub(crate) promoted_at: i64,
+    pub(crate) notes: Option<String>,
+}
+
+impl RawPromotion {
+    pub(crate) fn into_row(self) -> StoreResult<PromotionRow> {
+        Ok(PromotionRow {
+            promotion_id: self.promotion_id,
+            prompt_id: parse_id(&self.prompt_id, "prompt id")?,
+            version_id: parse_id(&self.version_id, "version id")?,
+            version: self.version,
+            previous_version_id: self.previous_version_id.as_deref().map(|s| parse_id(s, "version id")).transpose()?,
+            previous_version: self.previous_version,
+            promoted_by: self.promoted_by,
+            promoted_at: self.promoted_at,
+            notes: self.notes,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawAudit {
+    pub(crate) event_id: String,
+    pub(crate) org_id: String,
+    pub(crate) actor: String,
+    pub(crate) action: String,
+    pub(crate) target: String,
+    pub(crate) at: i64,
+    pub(crate) details: String,
+}
+
+impl RawAudit {
+    pub(crate) fn into_row(self) -> StoreResult<AuditRow> {
+        Ok(AuditRow {
+            event_id: self.event_id,
+            org_id: parse_id(&self.org_id, "org id")?,
+            actor: self.actor,
+            action: self.action,
+            target: self.target,
+            at: self.at,
+            details: parse_json(&self.details, "audit details")?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawSigningKey {
+    pub(crate) kid: String,
+    pub(crate) public_key: Vec<u8>,
+    pub(crate) private_key: Vec<u8>,
+    pub(crate) encrypted: bool,
+    pub(crate) created_at: i64,
+    pub(crate) retired_at: Option<i64>,
+}
+
+impl RawSigningKey {
+    pub(crate) fn into_row(self) -> SigningKeyRow {
+        SigningKeyRow {
+            kid: self.kid,
+            public_key: self.public_key,
+            private_key: self.private_key,
+            encrypted: self.encrypted,
+            created_at: self.created_at,
+            retired_at: self.retired_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawGate {
+    pub(crate) key_id: String,
+    pub(crate) revoked_at: Option<i64>,
+    pub(crate) expires_at: Option<i64>,
+    pub(crate) change_seq: i64,
+}
+
+impl RawGate {
+    pub(crate) fn into_row(self) -> StoreResult<KeyGateRow> {
+        Ok(KeyGateRow {
+            key_id: parse_id(&self.key_id, "key id")?,
+            revoked: self.revoked_at.is_some(),
+            revoked_at: self.revoked_at,
+            expires_at: self.expires_at,
+            change_seq: self.change_seq,
+        })
+    }
+}
