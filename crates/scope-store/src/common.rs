@@ -438,3 +438,34 @@ impl RawGate {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use scope_domain::KeyId;
+
+    use super::*;
+
+    #[test]
+    fn action_prefix_is_a_range() {
+        assert_eq!(prefix_range("user."), Some(("user.".to_owned(), "user/".to_owned())));
+        assert_eq!(prefix_range("user.created"), None);
+        assert_eq!(prefix_range("."), Some((".".to_owned(), "/".to_owned())));
+    }
+
+    #[test]
+    fn like_pattern_escapes_wildcards() {
+        assert_eq!(like_contains("a%b_c\\"), "%a\\%b\\_c\\\\%");
+    }
+
+    #[test]
+    fn cursors_are_validated() {
+        assert!(matches!(number_cursor(&Some("x".into())), Err(StoreError::Domain(_))));
+        assert!(matches!(id_cursor::<KeyId>(&Some("pmt_x".into())), Err(StoreError::Domain(_))));
+        assert!(matches!(number_cursor(&Some("-1".into())), Err(StoreError::Domain(_))));
+        assert!(matches!(text_cursor(&Some("a' OR 1".into()), "prm_"), Err(StoreError::Domain(_))));
+        assert!(matches!(text_cursor(&Some("evt_01".into()), "prm_"), Err(StoreError::Domain(_))));
+        assert!(matches!(text_cursor(&Some("prm_".into()), "prm_"), Err(StoreError::Domain(_))));
+        assert_eq!(text_cursor(&Some("prm_01".into()), "prm_").ok().flatten().as_deref(), Some("prm_01"));
+        assert_eq!(number_cursor(&Some("3".into())).ok().flatten(), Some(3));
+    }
+}

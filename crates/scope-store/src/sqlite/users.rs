@@ -1,6 +1,6 @@
-//! Users, browser sessions and invitations in the SQLite backend: the
-//! statements behind the user and session methods of `Store`, which `mod.rs`
-//! delegates to.
+//! Organizations, users, browser sessions and invitations in the SQLite
+//! backend: the statements behind the organization, user and session methods
+//! of `Store`, which `mod.rs` delegates to.
 //!
 //! Sessions and invitations are found by the digest of their secret alone (the
 //! caller has nothing else at that point); everything else is scoped by the
@@ -10,12 +10,12 @@ use scope_domain::{DomainError, OrgId, Role, UserId};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
+use super::keys::insert_key;
 use super::{insert_audit, DbResult, SqliteStore};
 use crate::common::*;
 use crate::model::*;
 use crate::{StoreError, StoreResult};
 
-/// The columns of [`RawUser`], from `users u`.
 // ---- statements shared by several methods --------------------------------------------
 
 async fn fetch_user(conn: &mut SqliteConnection, org: OrgId, user: UserId) -> StoreResult<Option<UserRow>> {
@@ -48,6 +48,46 @@ async fn keep_an_active_admin(
         return Err(StoreError::Domain(DomainError::conflict(message)));
     }
     Ok(())
+}
+
+// ---- organizations -------------------------------------------------------------------
+
+pub(super) async fn is_initialized(store: &SqliteStore) -> StoreResult<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM orgs)").fetch_one(&store.read).await.db()?;
+    Ok(n != 0)
+}
+
+pub(super) async fn create_org(
+    store: &SqliteStore,
+    org: &OrgRow,
+    admin: &UserRow,
+    key: &ApiKeyRow,
+    audit: &[AuditRow],
+) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    sqlx::query("INSERT INTO orgs (org_id, name, created_at) VALUES (?1, ?2, ?3)")
+        .bind(org.org_id.to_string())
+        .bind(&org.name)
+        .bind(org.created_at)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+    insert_user_row(&mut tx, admin).await?;
+    insert_key(&mut tx, key).await?;
+    for a in audit {
+        insert_audit(&mut tx, a).await?;
+    }
+    tx.commit().await.db()
+}
+
+pub(super) async fn get_org(store: &SqliteStore, org: OrgId) -> StoreResult<OrgRow> {
+    sqlx::query_as::<_, RawOrg>("SELECT org_id, name, created_at FROM orgs WHERE org_id = ?1")
+        .bind(org.to_string())
+        .fetch_optional(&store.read)
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound)?
+        .into_row()
 }
 
 // ---- users ----------------------------------------------------------------------------

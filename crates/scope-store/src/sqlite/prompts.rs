@@ -1,0 +1,591 @@
+//! Prompts in the SQLite backend: prompts, their numbered versions, the
+//! promotion history, and the bulk prompt import. `mod.rs` delegates the
+//! prompt and version methods of `Store` here.
+//!
+//! Version numbers come from the prompt's `next_version` (never reused);
+//! "exactly one published version per prompt" is guarded by a partial unique
+//! index and by the single writer's `BEGIN IMMEDIATE` transactions.
+
+use scope_domain::{DomainError, OrgId, PromptId, VersionId, VersionStatus};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{insert_audit, DbResult, SqliteStore, IMPORT_BATCH_ROWS};
+use crate::common::*;
+use crate::model::*;
+use crate::{StoreError, StoreResult};
+
+// ---- statements shared by several methods --------------------------------------------
+
+async fn fetch_version(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    prompt: PromptId,
+    version: VersionId,
+) -> StoreResult<Option<VersionRow>> {
+    let sql = format!("{VERSION_SELECT} WHERE v.org_id = ?1 AND v.prompt_id = ?2 AND v.version_id = ?3");
+    sqlx::query_as::<_, RawVersion>(&sql)
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .bind(version.to_string())
+        .fetch_optional(conn)
+        .await
+        .db()?
+        .map(RawVersion::into_row)
+        .transpose()
+}
+
+/// The status of a version of `prompt` in `org`, or `NotFound`.
+async fn version_status(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    prompt: PromptId,
+    version: VersionId,
+) -> StoreResult<VersionStatus> {
+    let status: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM prompt_versions WHERE org_id = ?1 AND prompt_id = ?2 AND version_id = ?3",
+    )
+    .bind(org.to_string())
+    .bind(prompt.to_string())
+    .bind(version.to_string())
+    .fetch_optional(conn)
+    .await
+    .db()?;
+    let status = status.ok_or(StoreError::NotFound)?;
+    VersionStatus::parse(&status).ok_or_else(|| corrupt("status"))
+}
+
+async fn touch_prompt(conn: &mut SqliteConnection, org: OrgId, prompt: PromptId, now_ms: i64) -> StoreResult<()> {
+    sqlx::query("UPDATE prompts SET updated_at = ?1 WHERE org_id = ?2 AND prompt_id = ?3")
+        .bind(now_ms)
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .execute(conn)
+        .await
+        .db()?;
+    Ok(())
+}
+
+// ---- prompts, versions, promotions ---------------------------------------------------
+
+pub(super) async fn create_prompt(
+    store: &SqliteStore,
+    prompt: &PromptRow,
+    v1: &VersionRow,
+    audit: &AuditRow,
+) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    sqlx::query(
+        "INSERT INTO prompts (prompt_id, org_id, name, description, tags, next_version, created_at, updated_at, created_by) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 2, ?6, ?7, ?8)",
+    )
+    .bind(prompt.prompt_id.to_string())
+    .bind(prompt.org_id.to_string())
+    .bind(&prompt.name)
+    .bind(&prompt.description)
+    .bind(json_text(&prompt.tags)?)
+    .bind(prompt.created_at)
+    .bind(prompt.updated_at)
+    .bind(&prompt.created_by)
+    .execute(&mut *tx)
+    .await
+    .db()?;
+    // v1 is always a draft numbered 1 of this prompt; its variables follow its content.
+    let variables = scope_domain::template::variables(&v1.content);
+    sqlx::query(
+        "INSERT INTO prompt_versions (version_id, prompt_id, org_id, version, content, variables, status, \
+         prompt_type, metadata, created_at, updated_at, created_by) \
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, 'draft', ?6, ?7, ?8, ?9, ?10)",
+    )
+    .bind(v1.version_id.to_string())
+    .bind(prompt.prompt_id.to_string())
+    .bind(prompt.org_id.to_string())
+    .bind(&v1.content)
+    .bind(json_text(&variables)?)
+    .bind(&v1.prompt_type)
+    .bind(json_text(&v1.metadata)?)
+    .bind(v1.created_at)
+    .bind(v1.updated_at)
+    .bind(&v1.created_by)
+    .execute(&mut *tx)
+    .await
+    .db()?;
+    insert_audit(&mut tx, audit).await?;
+    tx.commit().await.db()
+}
+
+pub(super) async fn get_prompt(store: &SqliteStore, org: OrgId, name_or_id: &str) -> StoreResult<PromptSummary> {
+    let by_id = if PromptId::looks_like(name_or_id) { name_or_id.parse::<PromptId>().ok() } else { None };
+    let raw = match by_id {
+        Some(id) => {
+            let sql = format!("{PROMPT_SELECT} WHERE p.org_id = ?1 AND p.prompt_id = ?2");
+            sqlx::query_as::<_, RawPrompt>(&sql)
+                .bind(org.to_string())
+                .bind(id.to_string())
+                .fetch_optional(&store.read)
+                .await
+                .db()?
+        }
+        None => {
+            let sql = format!("{PROMPT_SELECT} WHERE p.org_id = ?1 AND p.name = ?2");
+            sqlx::query_as::<_, RawPrompt>(&sql)
+                .bind(org.to_string())
+                .bind(name_or_id)
+                .fetch_optional(&store.read)
+                .await
+                .db()?
+        }
+    };
+    raw.ok_or(StoreError::NotFound)?.into_summary()
+}
+
+pub(super) async fn list_prompts(
+    store: &SqliteStore,
+    org: OrgId,
+    query: &PromptListQuery,
+) -> StoreResult<Vec<PromptSummary>> {
+    let cursor = id_cursor::<PromptId>(&query.page.cursor)?;
+    let mut qb = QueryBuilder::<Sqlite>::new(PROMPT_SELECT);
+    qb.push(" WHERE p.org_id = ").push_bind(org.to_string());
+    if let Some(c) = cursor {
+        qb.push(" AND p.prompt_id < ").push_bind(c);
+    }
+    if let Some(tag) = &query.tag {
+        qb.push(" AND EXISTS (SELECT 1 FROM json_each(p.tags) WHERE json_each.value = ")
+            .push_bind(tag.clone())
+            .push(")");
+    }
+    if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
+        let pattern = like_contains(q);
+        qb.push(" AND (p.name LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR p.description LIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\')");
+    }
+    qb.push(" ORDER BY p.prompt_id DESC LIMIT ").push_bind(i64::from(query.page.limit));
+    qb.build_query_as::<RawPrompt>()
+        .fetch_all(&store.read)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawPrompt::into_summary)
+        .collect()
+}
+
+pub(super) async fn update_prompt(
+    store: &SqliteStore,
+    org: OrgId,
+    prompt: PromptId,
+    patch: &PromptPatch,
+    now_ms: i64,
+    audit: &AuditRow,
+) -> StoreResult<()> {
+    let tags = patch.tags.as_ref().map(json_text).transpose()?;
+    let mut tx = store.begin().await?;
+    let n = sqlx::query(
+        "UPDATE prompts SET description = COALESCE(?1, description), tags = COALESCE(?2, tags), \
+         updated_at = ?3 WHERE org_id = ?4 AND prompt_id = ?5",
+    )
+    .bind(patch.description.as_deref())
+    .bind(tags)
+    .bind(now_ms)
+    .bind(org.to_string())
+    .bind(prompt.to_string())
+    .execute(&mut *tx)
+    .await
+    .db()?
+    .rows_affected();
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    insert_audit(&mut tx, audit).await?;
+    tx.commit().await.db()
+}
+
+pub(super) async fn delete_prompt(
+    store: &SqliteStore,
+    org: OrgId,
+    prompt: PromptId,
+    audit: &AuditRow,
+) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    let n = sqlx::query("DELETE FROM prompts WHERE org_id = ?1 AND prompt_id = ?2")
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .execute(&mut *tx)
+        .await
+        .db()?
+        .rows_affected();
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    insert_audit(&mut tx, audit).await?;
+    tx.commit().await.db()
+}
+
+pub(super) async fn create_version(
+    store: &SqliteStore,
+    org: OrgId,
+    prompt: PromptId,
+    new: &NewVersion,
+    audit: &AuditRow,
+) -> StoreResult<VersionRow> {
+    let mut tx = store.begin().await?;
+    let next: i64 = sqlx::query_scalar("SELECT next_version FROM prompts WHERE org_id = ?1 AND prompt_id = ?2")
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound)?;
+
+    let source = match new.copy_from {
+        Some(from) => Some(fetch_version(&mut tx, org, prompt, from).await?.ok_or(StoreError::NotFound)?),
+        None => None,
+    };
+    let content = new.content.clone().or_else(|| source.as_ref().map(|s| s.content.clone())).unwrap_or_default();
+    let prompt_type = new
+        .prompt_type
+        .clone()
+        .or_else(|| source.as_ref().map(|s| s.prompt_type.clone()))
+        .unwrap_or_else(|| "text".to_owned());
+    let metadata = new
+        .metadata
+        .clone()
+        .or_else(|| source.as_ref().map(|s| s.metadata.clone()))
+        .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
+    let variables = scope_domain::template::variables(&content);
+
+    sqlx::query(
+        "INSERT INTO prompt_versions (version_id, prompt_id, org_id, version, content, variables, status, \
+         prompt_type, metadata, created_at, updated_at, created_by) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'draft', ?7, ?8, ?9, ?9, ?10)",
+    )
+    .bind(new.version_id.to_string())
+    .bind(prompt.to_string())
+    .bind(org.to_string())
+    .bind(next)
+    .bind(&content)
+    .bind(json_text(&variables)?)
+    .bind(&prompt_type)
+    .bind(json_text(&metadata)?)
+    .bind(new.now_ms)
+    .bind(&new.created_by)
+    .execute(&mut *tx)
+    .await
+    .db()?;
+    sqlx::query(
+        "UPDATE prompts SET next_version = next_version + 1, updated_at = ?1 \
+         WHERE org_id = ?2 AND prompt_id = ?3",
+    )
+    .bind(new.now_ms)
+    .bind(org.to_string())
+    .bind(prompt.to_string())
+    .execute(&mut *tx)
+    .await
+    .db()?;
+    insert_audit(&mut tx, audit).await?;
+    let row = fetch_version(&mut tx, org, prompt, new.version_id).await?.ok_or(StoreError::NotFound)?;
+    tx.commit().await.db()?;
+    Ok(row)
+}
+
+pub(super) async fn get_version(
+    store: &SqliteStore,
+    org: OrgId,
+    prompt: PromptId,
+    version: VersionId,
+) -> StoreResult<VersionRow> {
+    let mut conn = store.read.acquire().await.db()?;
+    fetch_version(&mut conn, org, prompt, version).await?.ok_or(StoreError::NotFound)
+}
+
+pub(super) async fn production_version(
+    store: &SqliteStore,
+    org: OrgId,
+    prompt: PromptId,
+) -> StoreResult<Option<VersionRow>> {
+    let sql = format!("{VERSION_SELECT} WHERE v.org_id = ?1 AND v.prompt_id = ?2 AND v.status = 'published'");
+    sqlx::query_as::<_, RawVersion>(&sql)
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .fetch_optional(&store.read)
+        .await
+        .db()?
+        .map(RawVersion::into_row)
+        .transpose()
+}
+
+pub(super) async fn latest_version(
+    store: &SqliteStore,
+    org: OrgId,
+    prompt: PromptId,
+) -> StoreResult<Option<VersionRow>> {
+    let sql = format!("{VERSION_SELECT} WHERE v.org_id = ?1 AND v.prompt_id = ?2 ORDER BY v.version DESC LIMIT 1");
+    sqlx::query_as::<_, RawVersion>(&sql)
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .fetch_optional(&store.read)
+        .await
+        .db()?
+        .map(RawVersion::into_row)
+        .transpose()
+}
+
+pub(super) async fn list_versions(
+    store: &SqliteStore,
+    org: OrgId,
+    prompt: PromptId,
+    query: &VersionListQuery,
+) -> StoreResult<Vec<VersionRow>> {
+    let cursor = number_cursor(&query.page.cursor)?;
+    let mut qb = QueryBuilder::<Sqlite>::new(VERSION_SELECT);
+    qb.push(" WHERE v.org_id = ").push_bind(org.to_string());
+    qb.push(" AND v.prompt_id = ").push_bind(prompt.to_string());
+    if let Some(c) = cursor {
+        qb.push(" AND v.version < ").push_bind(c);
+    }
+    if !query.include_archived {
+        qb.push(" AND v.status <> 'archived'");
+    }
+    qb.push(" ORDER BY v.version DESC LIMIT ").push_bind(i64::from(query.page.limit));
+    qb.build_query_as::<RawVersion>().fetch_all(&store.read).await.db()?.into_iter().map(RawVersion::into_row).collect()
+}
+
+pub(super) async fn update_draft(
+    store: &SqliteStore,
+    org: OrgId,
+    prompt: PromptId,
+    version: VersionId,
+    patch: &DraftPatch,
+    now_ms: i64,
+    audit: &AuditRow,
+) -> StoreResult<VersionRow> {
+    let variables = patch.content.as_deref().map(|c| json_text(&scope_domain::template::variables(c))).transpose()?;
+    let metadata = patch.metadata.as_ref().map(json_text).transpose()?;
+    let mut tx = store.begin().await?;
+    version_status(&mut tx, org, prompt, version).await?.check_editable()?;
+    sqlx::query(
+        "UPDATE prompt_versions SET content = COALESCE(?1, content), variables = COALESCE(?2, variables), \
+         prompt_type = COALESCE(?3, prompt_type), metadata = COALESCE(?4, metadata), updated_at = ?5 \
+         WHERE org_id = ?6 AND prompt_id = ?7 AND version_id = ?8",
+    )
+    .bind(patch.content.as_deref())
+    .bind(variables)
+    .bind(patch.prompt_type.as_deref())
+    .bind(metadata)
+    .bind(now_ms)
+    .bind(org.to_string())
+    .bind(prompt.to_string())
+    .bind(version.to_string())
+    .execute(&mut *tx)
+    .await
+    .db()?;
+    touch_prompt(&mut tx, org, prompt, now_ms).await?;
+    insert_audit(&mut tx, audit).await?;
+    let row = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
+    tx.commit().await.db()?;
+    Ok(row)
+}
+
+pub(super) async fn promote(
+    store: &SqliteStore,
+    org: OrgId,
+    prompt: PromptId,
+    version: VersionId,
+    req: &PromoteRequest,
+    audit: &AuditRow,
+) -> StoreResult<VersionRow> {
+    let mut tx = store.begin().await?;
+    let target = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
+    if target.status == VersionStatus::Published {
+        tx.rollback().await.db()?;
+        return Ok(target);
+    }
+    let previous: Option<(String, i64)> = sqlx::query_as(
+        "SELECT version_id, version FROM prompt_versions \
+         WHERE org_id = ?1 AND prompt_id = ?2 AND status = 'published'",
+    )
+    .bind(org.to_string())
+    .bind(prompt.to_string())
+    .fetch_optional(&mut *tx)
+    .await
+    .db()?;
+
+    // Demote first: the partial unique index allows one published row.
+    if let Some((prev_id, _)) = &previous {
+        sqlx::query(
+            "UPDATE prompt_versions SET status = ?1, updated_at = ?2 \
+             WHERE org_id = ?3 AND prompt_id = ?4 AND version_id = ?5",
+        )
+        .bind(VersionStatus::demoted(req.archive_previous).as_str())
+        .bind(req.now_ms)
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .bind(prev_id)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+    }
+    sqlx::query(
+        "UPDATE prompt_versions SET status = ?1, promoted_at = ?2, promoted_by = ?3, updated_at = ?2 \
+         WHERE org_id = ?4 AND prompt_id = ?5 AND version_id = ?6",
+    )
+    .bind(target.status.after_promote().as_str())
+    .bind(req.now_ms)
+    .bind(&req.actor)
+    .bind(org.to_string())
+    .bind(prompt.to_string())
+    .bind(version.to_string())
+    .execute(&mut *tx)
+    .await
+    .db()?;
+    sqlx::query(
+        "INSERT INTO promotions (promotion_id, prompt_id, org_id, version_id, version, previous_version_id, \
+         previous_version, promoted_by, promoted_at, notes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .bind(&req.promotion_id)
+    .bind(prompt.to_string())
+    .bind(org.to_string())
+    .bind(version.to_string())
+    .bind(target.version)
+    .bind(previous.as_ref().map(|(id, _)| id.clone()))
+    .bind(previous.as_ref().map(|(_, n)| *n))
+    .bind(&req.actor)
+    .bind(req.now_ms)
+    .bind(req.notes.as_deref())
+    .execute(&mut *tx)
+    .await
+    .db()?;
+    touch_prompt(&mut tx, org, prompt, req.now_ms).await?;
+    insert_audit(&mut tx, audit).await?;
+    let row = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
+    tx.commit().await.db()?;
+    Ok(row)
+}
+
+pub(super) async fn set_archived(
+    store: &SqliteStore,
+    org: OrgId,
+    prompt: PromptId,
+    version: VersionId,
+    to_archived: bool,
+    now_ms: i64,
+    audit: &AuditRow,
+) -> StoreResult<VersionRow> {
+    let mut tx = store.begin().await?;
+    let current = version_status(&mut tx, org, prompt, version).await?;
+    let next = if to_archived { current.archive()? } else { current.unarchive()? };
+    if next != current {
+        sqlx::query(
+            "UPDATE prompt_versions SET status = ?1, updated_at = ?2 \
+             WHERE org_id = ?3 AND prompt_id = ?4 AND version_id = ?5",
+        )
+        .bind(next.as_str())
+        .bind(now_ms)
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .bind(version.to_string())
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        touch_prompt(&mut tx, org, prompt, now_ms).await?;
+        insert_audit(&mut tx, audit).await?;
+    }
+    let row = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
+    tx.commit().await.db()?;
+    Ok(row)
+}
+
+pub(super) async fn list_promotions(
+    store: &SqliteStore,
+    org: OrgId,
+    prompt: PromptId,
+    query: &PageQuery,
+) -> StoreResult<Vec<PromotionRow>> {
+    let cursor = text_cursor(&query.cursor, "prm_")?;
+    let mut qb = QueryBuilder::<Sqlite>::new(PROMOTION_COLUMNS);
+    qb.push(" WHERE org_id = ").push_bind(org.to_string());
+    qb.push(" AND prompt_id = ").push_bind(prompt.to_string());
+    if let Some(c) = cursor {
+        qb.push(" AND promotion_id < ").push_bind(c);
+    }
+    qb.push(" ORDER BY promotion_id DESC LIMIT ").push_bind(i64::from(query.limit));
+    qb.build_query_as::<RawPromotion>()
+        .fetch_all(&store.read)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawPromotion::into_row)
+        .collect()
+}
+
+pub(super) async fn import_prompts(store: &SqliteStore, prompts: &[(PromptRow, Vec<VersionRow>)]) -> StoreResult<()> {
+    if prompts.is_empty() {
+        return Ok(());
+    }
+    for (p, versions) in prompts {
+        let published = versions.iter().filter(|v| v.status == VersionStatus::Published).count();
+        let foreign = versions.iter().any(|v| v.prompt_id != p.prompt_id || v.org_id != p.org_id);
+        if published > 1 || foreign {
+            return Err(StoreError::Domain(DomainError::bad_request(
+                "each imported version must belong to its prompt, with at most one published",
+            )));
+        }
+    }
+    let mut tx = store.begin().await?;
+    for chunk in prompts.chunks(IMPORT_BATCH_ROWS) {
+        let mut prompt_rows = Vec::with_capacity(chunk.len());
+        for (p, versions) in chunk {
+            let next = versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+            prompt_rows.push((p, json_text(&p.tags)?, next));
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO prompts (prompt_id, org_id, name, description, tags, next_version, created_at, \
+             updated_at, created_by) ",
+        );
+        qb.push_values(prompt_rows, |mut b, (p, tags, next)| {
+            b.push_bind(p.prompt_id.to_string())
+                .push_bind(p.org_id.to_string())
+                .push_bind(p.name.as_str())
+                .push_bind(p.description.as_str())
+                .push_bind(tags)
+                .push_bind(next)
+                .push_bind(p.created_at)
+                .push_bind(p.updated_at)
+                .push_bind(p.created_by.as_str());
+        });
+        qb.build().execute(&mut *tx).await.db()?;
+
+        let mut version_rows = Vec::new();
+        for v in chunk.iter().flat_map(|(_, vs)| vs.iter()) {
+            let variables = json_text(&scope_domain::template::variables(&v.content))?;
+            version_rows.push((v, variables, json_text(&v.metadata)?));
+        }
+        for vchunk in version_rows.chunks(IMPORT_BATCH_ROWS) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO prompt_versions (version_id, prompt_id, org_id, version, content, variables, \
+                 status, prompt_type, metadata, created_at, updated_at, created_by, promoted_at, promoted_by) ",
+            );
+            qb.push_values(vchunk, |mut b, (v, variables, metadata)| {
+                b.push_bind(v.version_id.to_string())
+                    .push_bind(v.prompt_id.to_string())
+                    .push_bind(v.org_id.to_string())
+                    .push_bind(v.version)
+                    .push_bind(v.content.as_str())
+                    .push_bind(variables.as_str())
+                    .push_bind(v.status.as_str())
+                    .push_bind(v.prompt_type.as_str())
+                    .push_bind(metadata.as_str())
+                    .push_bind(v.created_at)
+                    .push_bind(v.updated_at)
+                    .push_bind(v.created_by.as_str())
+                    .push_bind(v.promoted_at)
+                    .push_bind(v.promoted_by.as_deref());
+            });
+            qb.build().execute(&mut *tx).await.db()?;
+        }
+    }
+    tx.commit().await.db()
+}
