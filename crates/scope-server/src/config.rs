@@ -8,6 +8,8 @@ pub struct ServerConfig {
     /// `host:port`; port 0 picks a free port.
     pub listen: String,
     pub database_url: String,
+    /// Pool size and timeouts of the database connection.
+    pub store: scope_store::OpenOptions,
     /// Access-token lifetime.
     pub token_ttl: Duration,
     /// JWT `iss`. `None`: `http://{bound address}`.
@@ -42,6 +44,7 @@ impl ServerConfig {
         Self {
             listen: "127.0.0.1:8080".into(),
             database_url: database_url.into(),
+            store: scope_store::OpenOptions::default(),
             token_ttl: Duration::from_secs(3600),
             public_url: None,
             master_key: None,

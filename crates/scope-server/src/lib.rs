@@ -29,7 +29,7 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    let store = scope_store::open(&config.database_url).await?;
+    let store = scope_store::open_with(&config.database_url, &config.store).await?;
     let app = Arc::new(App::start(store, config.clone()).await?);
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await

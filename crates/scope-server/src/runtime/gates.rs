@@ -103,7 +103,7 @@ mod tests {
         g.mark_expiry(b, 100);
         assert!(g.is_active(&b, 99));
         assert!(!g.is_active(&b, 100));
-        g.apply(&[KeyGateRow { key_id: c, revoked: false, expires_at: Some(50), change_seq: 7 }]);
+        g.apply(&[KeyGateRow { key_id: c, revoked: false, revoked_at: None, expires_at: Some(50), change_seq: 7 }]);
         assert!(!g.is_active(&c, 60));
         assert_eq!(g.last_seq(), 7);
     }

@@ -6,8 +6,11 @@
 //! - every change to a prompt or its versions made through this process bumps
 //!   the organization's generation before the change's call returns, which
 //!   invalidates all of that organization's entries at once;
-//! - entries also expire after a short TTL, which bounds staleness for changes
-//!   made by other processes sharing the database (other replicas).
+//! - changes made by other replicas arrive on the store's change feed
+//!   (PostgreSQL `LISTEN`/`NOTIFY`) and invalidate the same way within
+//!   milliseconds of their commit;
+//! - entries also expire after a short TTL, which bounds staleness where no
+//!   feed exists (SQLite shared with the CLI) or while it is reconnecting.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -36,15 +39,26 @@ pub struct PromptCache {
     capacity: usize,
     entries: RwLock<HashMap<(OrgId, Label), Group>>,
     generations: RwLock<HashMap<OrgId, u64>>,
+    /// Bumped by [`invalidate_all`](Self::invalidate_all); part of every
+    /// organization's generation.
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl PromptCache {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
-        Self { ttl, capacity, entries: RwLock::new(HashMap::new()), generations: RwLock::new(HashMap::new()) }
+        Self {
+            ttl,
+            capacity,
+            entries: RwLock::new(HashMap::new()),
+            generations: RwLock::new(HashMap::new()),
+            epoch: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
+    /// Both parts only grow, so their sum changes whenever either does.
     fn generation(&self, org: &OrgId) -> u64 {
-        self.generations.read().get(org).copied().unwrap_or(0)
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
+        epoch + self.generations.read().get(org).copied().unwrap_or(0)
     }
 
     /// The current generation, to be read before loading from the store and
@@ -76,9 +90,17 @@ impl PromptCache {
         entries.entry((org, label)).or_default().insert(name.into(), Entry { generation, at: Instant::now(), body });
     }
 
-    /// Called on every change of any prompt or version of `org`.
+    /// Called on every change of any prompt or version of `org`, made here
+    /// or pushed by another replica.
     pub fn invalidate_org(&self, org: OrgId) {
         *self.generations.write().entry(org).or_insert(0) += 1;
+    }
+
+    /// Forgets everything (the change feed reconnected: changes may have
+    /// been missed). Loads that began before are never stored as current.
+    pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.entries.write().clear();
     }
 }
 
@@ -100,6 +122,14 @@ mod tests {
         // Loaded before a change, stored after it: never served.
         let stale = c.begin(&org);
         c.invalidate_org(org);
+        c.insert(org, "p", Label::Production, stale, Bytes::from_static(b"old"));
+        assert_eq!(c.get(org, "p", Label::Production), None);
+        // Forgetting everything also refuses loads that began before.
+        let g = c.begin(&org);
+        c.insert(org, "p", Label::Production, g, Bytes::from_static(b"v2"));
+        let stale = c.begin(&org);
+        c.invalidate_all();
+        assert_eq!(c.get(org, "p", Label::Production), None);
         c.insert(org, "p", Label::Production, stale, Bytes::from_static(b"old"));
         assert_eq!(c.get(org, "p", Label::Production), None);
     }

@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod passwords;
 pub mod prompts;
 pub mod sessions;
+pub mod transfer;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -178,6 +179,67 @@ impl App {
         tasks.push(tokio::spawn(async move { app.poll_loop().await }));
         let app = Arc::clone(self);
         tasks.push(tokio::spawn(async move { app.flush_loop().await }));
+        let app = Arc::clone(self);
+        tasks.push(tokio::spawn(async move { app.change_loop().await }));
+    }
+
+    /// Follows the store's change feed where the backend pushes one
+    /// (PostgreSQL): a revoke, a prompt change or a signing-key rotation made
+    /// by another replica reaches this one's in-memory views within
+    /// milliseconds of its commit. The periodic poll keeps running beside it,
+    /// so a feed that drops (or a notification lost with it) costs at most a
+    /// poll interval, never a revoked key accepted; after a reconnection
+    /// everything is resynchronized.
+    async fn change_loop(self: Arc<Self>) {
+        let mut stop = self.stop.subscribe();
+        let mut feed = match self.store.changes().await {
+            Ok(Some(feed)) => feed,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the change feed; relying on polling");
+                return;
+            }
+        };
+        loop {
+            let change = tokio::select! {
+                c = feed.recv() => c,
+                _ = stop.changed() => return,
+            };
+            let Some(change) = change else {
+                tracing::warn!("change feed ended; relying on polling");
+                return;
+            };
+            self.apply_change(change).await;
+        }
+    }
+
+    /// Brings the in-memory views up to date with one pushed change.
+    pub async fn apply_change(&self, change: scope_store::Change) {
+        use scope_store::Change;
+        match change {
+            Change::KeyGates => self.poll_gates_logged().await,
+            Change::Prompts(org) => self.prompts.invalidate_org(org),
+            Change::SigningKeys => self.refresh_signing_logged().await,
+            Change::Resync => {
+                tracing::info!("change feed listening");
+                self.prompts.invalidate_all();
+                self.poll_gates_logged().await;
+                self.refresh_signing_logged().await;
+            }
+            Change::Lost => tracing::warn!("change feed connection lost; polling until it is back"),
+        }
+    }
+
+    async fn poll_gates_logged(&self) {
+        if let Err(e) = self.poll_gates().await {
+            tracing::warn!(error = %e, "revocation view poll failed");
+        }
+    }
+
+    async fn refresh_signing_logged(&self) {
+        if let Err(e) = self.signing.refresh(self.store.as_ref()).await {
+            tracing::warn!(error = %e, "signing key refresh failed");
+        }
     }
 
     async fn poll_loop(self: Arc<Self>) {
@@ -190,15 +252,12 @@ impl App {
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
-            if let Err(e) = self.poll_gates().await {
-                tracing::warn!(error = %e, "revocation view poll failed");
-            }
+            self.poll_gates_logged().await;
             n += 1;
-            // Signing keys change rarely: look every ~5 s.
+            // Signing keys change rarely (and are pushed where the backend
+            // has a change feed): look every ~5 s.
             if n.is_multiple_of(20) {
-                if let Err(e) = self.signing.refresh(self.store.as_ref()).await {
-                    tracing::warn!(error = %e, "signing key refresh failed");
-                }
+                self.refresh_signing_logged().await;
             }
         }
     }
