@@ -82,7 +82,7 @@ pub async fn open_with(url: &str, options: &OpenOptions) -> StoreResult<std::syn
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(std::sync::Arc::new(postgres::PgStore::open(url, options).await?) as std::sync::Arc<dyn Store>)
+        Ok(std::sync::Arc::new(postgres::PgStore::open(url, options).await?))
     } else {
         Err(StoreError::Internal(format!(
             "unsupported database URL scheme (expected sqlite://PATH or postgres://…): {}",

@@ -1,0 +1,624 @@
+//! Prompts in the PostgreSQL backend: prompts, their numbered versions, the
+//! promotion history, and the bulk prompt import.
+//!
+//! Every change to a prompt, its versions or its promotions first locks the
+//! prompt row (`SELECT … FOR UPDATE`, [`lock_prompt`]); the statements after
+//! it run with fresh READ COMMITTED snapshots, so they see everything the
+//! previous holder committed. That serializes version numbering and
+//! promotions of one prompt across connections and processes (as SQLite's
+//! single writer does), while the partial unique index
+//! `prompt_versions_one_published` still guarantees at most one published
+//! version whatever happens. Every change announces `prompts:<org>` on the
+//! change feed.
+
+use std::collections::BTreeSet;
+
+use scope_domain::{DomainError, OrgId, PromptId, VersionId, VersionStatus};
+use sqlx::postgres::PgConnection;
+use sqlx::{Postgres, QueryBuilder};
+
+use super::{audit::insert_audit, batch_rows, changes, DbResult, PgStore};
+use crate::common::*;
+use crate::model::*;
+use crate::{StoreError, StoreResult};
+
+// ---- statements shared by several methods --------------------------------------------
+
+/// Locks the prompt row until the end of the transaction and returns its
+/// `next_version`; `NotFound` when `prompt` is not a prompt of `org`.
+async fn lock_prompt(conn: &mut PgConnection, org: OrgId, prompt: PromptId) -> StoreResult<i64> {
+    sqlx::query_scalar("SELECT next_version FROM prompts WHERE org_id = $1 AND prompt_id = $2 FOR UPDATE")
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .fetch_optional(conn)
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound)
+}
+
+async fn fetch_version(
+    conn: &mut PgConnection,
+    org: OrgId,
+    prompt: PromptId,
+    version: VersionId,
+) -> StoreResult<Option<VersionRow>> {
+    let sql = format!("{VERSION_SELECT} WHERE v.org_id = $1 AND v.prompt_id = $2 AND v.version_id = $3");
+    sqlx::query_as::<_, RawVersion>(&sql)
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .bind(version.to_string())
+        .fetch_optional(conn)
+        .await
+        .db()?
+        .map(RawVersion::into_row)
+        .transpose()
+}
+
+/// The status of a version of `prompt` in `org`, or `NotFound`.
+async fn version_status(
+    conn: &mut PgConnection,
+    org: OrgId,
+    prompt: PromptId,
+    version: VersionId,
+) -> StoreResult<VersionStatus> {
+    let status: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM prompt_versions WHERE org_id = $1 AND prompt_id = $2 AND version_id = $3",
+    )
+    .bind(org.to_string())
+    .bind(prompt.to_string())
+    .bind(version.to_string())
+    .fetch_optional(conn)
+    .await
+    .db()?;
+    let status = status.ok_or(StoreError::NotFound)?;
+    VersionStatus::parse(&status).ok_or_else(|| corrupt("status"))
+}
+
+async fn touch_prompt(conn: &mut PgConnection, org: OrgId, prompt: PromptId, now_ms: i64) -> StoreResult<()> {
+    sqlx::query("UPDATE prompts SET updated_at = $1 WHERE org_id = $2 AND prompt_id = $3")
+        .bind(now_ms)
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .execute(conn)
+        .await
+        .db()?;
+    Ok(())
+}
+
+/// Inserts prompts with multi-row INSERTs, each with its `next_version`.
+pub(super) async fn insert_prompts(conn: &mut PgConnection, prompts: &[(&PromptRow, i64)]) -> StoreResult<()> {
+    for chunk in prompts.chunks(batch_rows(9)) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (p, next) in chunk {
+            rows.push((*p, json_text(&p.tags)?, *next));
+        }
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "INSERT INTO prompts (prompt_id, org_id, name, description, tags, next_version, created_at, \
+             updated_at, created_by) ",
+        );
+        qb.push_values(rows, |mut b, (p, tags, next)| {
+            b.push_bind(p.prompt_id.to_string())
+                .push_bind(p.org_id.to_string())
+                .push_bind(p.name.as_str())
+                .push_bind(p.description.as_str())
+                .push_bind(tags)
+                .push_bind(next)
+                .push_bind(p.created_at)
+                .push_bind(p.updated_at)
+                .push_bind(p.created_by.as_str());
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+/// Inserts versions as given (status, number, promotion fields) with
+/// multi-row INSERTs; `variables` is each version's JSON variable list.
+pub(super) async fn insert_versions(conn: &mut PgConnection, versions: &[(&VersionRow, String)]) -> StoreResult<()> {
+    for chunk in versions.chunks(batch_rows(14)) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (v, variables) in chunk {
+            rows.push((*v, variables.as_str(), json_text(&v.metadata)?));
+        }
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "INSERT INTO prompt_versions (version_id, prompt_id, org_id, version, content, variables, \
+             status, prompt_type, metadata, created_at, updated_at, created_by, promoted_at, promoted_by) ",
+        );
+        qb.push_values(rows, |mut b, (v, variables, metadata)| {
+            b.push_bind(v.version_id.to_string())
+                .push_bind(v.prompt_id.to_string())
+                .push_bind(v.org_id.to_string())
+                .push_bind(v.version)
+                .push_bind(v.content.as_str())
+                .push_bind(variables)
+                .push_bind(v.status.as_str())
+                .push_bind(v.prompt_type.as_str())
+                .push_bind(metadata)
+                .push_bind(v.created_at)
+                .push_bind(v.updated_at)
+                .push_bind(v.created_by.as_str())
+                .push_bind(v.promoted_at)
+                .push_bind(v.promoted_by.as_deref());
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+// ---- prompts ---------------------------------------------------------------------------
+
+pub(super) async fn create_prompt(
+    store: &PgStore,
+    prompt: &PromptRow,
+    v1: &VersionRow,
+    audit: &AuditRow,
+) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    sqlx::query(
+        "INSERT INTO prompts (prompt_id, org_id, name, description, tags, next_version, created_at, updated_at, \
+         created_by) VALUES ($1, $2, $3, $4, $5, 2, $6, $7, $8)",
+    )
+    .bind(prompt.prompt_id.to_string())
+    .bind(prompt.org_id.to_string())
+    .bind(&prompt.name)
+    .bind(&prompt.description)
+    .bind(json_text(&prompt.tags)?)
+    .bind(prompt.created_at)
+    .bind(prompt.updated_at)
+    .bind(&prompt.created_by)
+    .execute(&mut *tx)
+    .await
+    .db()?;
+    // v1 is always a draft numbered 1 of this prompt; its variables follow its content.
+    let variables = scope_domain::template::variables(&v1.content);
+    sqlx::query(
+        "INSERT INTO prompt_versions (version_id, prompt_id, org_id, version, content, variables, status, \
+         prompt_type, metadata, created_at, updated_at, created_by) \
+         VALUES ($1, $2, $3, 1, $4, $5, 'draft', $6, $7, $8, $9, $10)",
+    )
+    .bind(v1.version_id.to_string())
+    .bind(prompt.prompt_id.to_string())
+    .bind(prompt.org_id.to_string())
+    .bind(&v1.content)
+    .bind(json_text(&variables)?)
+    .bind(&v1.prompt_type)
+    .bind(json_text(&v1.metadata)?)
+    .bind(v1.created_at)
+    .bind(v1.updated_at)
+    .bind(&v1.created_by)
+    .execute(&mut *tx)
+    .await
+    .db()?;
+    insert_audit(&mut tx, audit).await?;
+    changes::prompts_changed(&mut tx, prompt.org_id).await?;
+    tx.commit().await.db()
+}
+
+pub(super) async fn get_prompt(store: &PgStore, org: OrgId, name_or_id: &str) -> StoreResult<PromptSummary> {
+    let by_id = if PromptId::looks_like(name_or_id) { name_or_id.parse::<PromptId>().ok() } else { None };
+    let raw = match by_id {
+        Some(id) => {
+            let sql = format!("{PROMPT_SELECT} WHERE p.org_id = $1 AND p.prompt_id = $2");
+            sqlx::query_as::<_, RawPrompt>(&sql)
+                .bind(org.to_string())
+                .bind(id.to_string())
+                .fetch_optional(&store.pool)
+                .await
+                .db()?
+        }
+        None => {
+            let sql = format!("{PROMPT_SELECT} WHERE p.org_id = $1 AND p.name = $2");
+            sqlx::query_as::<_, RawPrompt>(&sql)
+                .bind(org.to_string())
+                .bind(name_or_id)
+                .fetch_optional(&store.pool)
+                .await
+                .db()?
+        }
+    };
+    raw.ok_or(StoreError::NotFound)?.into_summary()
+}
+
+pub(super) async fn list_prompts(
+    store: &PgStore,
+    org: OrgId,
+    query: &PromptListQuery,
+) -> StoreResult<Vec<PromptSummary>> {
+    let cursor = id_cursor::<PromptId>(&query.page.cursor)?;
+    let mut qb = QueryBuilder::<Postgres>::new(PROMPT_SELECT);
+    qb.push(" WHERE p.org_id = ").push_bind(org.to_string());
+    if let Some(c) = cursor {
+        qb.push(" AND p.prompt_id < ").push_bind(c);
+    }
+    if let Some(tag) = &query.tag {
+        // Tags are a JSON array of strings kept as text.
+        qb.push(" AND p.tags::jsonb @> jsonb_build_array(").push_bind(tag.clone()).push("::text)");
+    }
+    if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
+        let pattern = like_contains(q);
+        qb.push(" AND (p.name ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR p.description ILIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\')");
+    }
+    qb.push(" ORDER BY p.prompt_id DESC LIMIT ").push_bind(i64::from(query.page.limit));
+    qb.build_query_as::<RawPrompt>()
+        .fetch_all(&store.pool)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawPrompt::into_summary)
+        .collect()
+}
+
+pub(super) async fn update_prompt(
+    store: &PgStore,
+    org: OrgId,
+    prompt: PromptId,
+    patch: &PromptPatch,
+    now_ms: i64,
+    audit: &AuditRow,
+) -> StoreResult<()> {
+    let tags = patch.tags.as_ref().map(json_text).transpose()?;
+    let mut tx = store.begin().await?;
+    lock_prompt(&mut tx, org, prompt).await?;
+    sqlx::query(
+        "UPDATE prompts SET description = COALESCE($1, description), tags = COALESCE($2, tags), \
+         updated_at = $3 WHERE org_id = $4 AND prompt_id = $5",
+    )
+    .bind(patch.description.as_deref())
+    .bind(tags)
+    .bind(now_ms)
+    .bind(org.to_string())
+    .bind(prompt.to_string())
+    .execute(&mut *tx)
+    .await
+    .db()?;
+    insert_audit(&mut tx, audit).await?;
+    changes::prompts_changed(&mut tx, org).await?;
+    tx.commit().await.db()
+}
+
+pub(super) async fn delete_prompt(store: &PgStore, org: OrgId, prompt: PromptId, audit: &AuditRow) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    lock_prompt(&mut tx, org, prompt).await?;
+    // Versions and promotions go with it (ON DELETE CASCADE).
+    sqlx::query("DELETE FROM prompts WHERE org_id = $1 AND prompt_id = $2")
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .execute(&mut *tx)
+        .await
+        .db()?;
+    insert_audit(&mut tx, audit).await?;
+    changes::prompts_changed(&mut tx, org).await?;
+    tx.commit().await.db()
+}
+
+// ---- versions ----------------------------------------------------------------------------
+
+pub(super) async fn create_version(
+    store: &PgStore,
+    org: OrgId,
+    prompt: PromptId,
+    new: &NewVersion,
+    audit: &AuditRow,
+) -> StoreResult<VersionRow> {
+    let mut tx = store.begin().await?;
+    let next = lock_prompt(&mut tx, org, prompt).await?;
+
+    let source = match new.copy_from {
+        Some(from) => Some(fetch_version(&mut tx, org, prompt, from).await?.ok_or(StoreError::NotFound)?),
+        None => None,
+    };
+    let content = new.content.clone().or_else(|| source.as_ref().map(|s| s.content.clone())).unwrap_or_default();
+    let prompt_type = new
+        .prompt_type
+        .clone()
+        .or_else(|| source.as_ref().map(|s| s.prompt_type.clone()))
+        .unwrap_or_else(|| "text".to_owned());
+    let metadata = new
+        .metadata
+        .clone()
+        .or_else(|| source.as_ref().map(|s| s.metadata.clone()))
+        .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
+    let variables = scope_domain::template::variables(&content);
+
+    sqlx::query(
+        "INSERT INTO prompt_versions (version_id, prompt_id, org_id, version, content, variables, status, \
+         prompt_type, metadata, created_at, updated_at, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'draft', $7, $8, $9, $9, $10)",
+    )
+    .bind(new.version_id.to_string())
+    .bind(prompt.to_string())
+    .bind(org.to_string())
+    .bind(next)
+    .bind(&content)
+    .bind(json_text(&variables)?)
+    .bind(&prompt_type)
+    .bind(json_text(&metadata)?)
+    .bind(new.now_ms)
+    .bind(&new.created_by)
+    .execute(&mut *tx)
+    .await
+    .db()?;
+    sqlx::query(
+        "UPDATE prompts SET next_version = next_version + 1, updated_at = $1 WHERE org_id = $2 AND prompt_id = $3",
+    )
+    .bind(new.now_ms)
+    .bind(org.to_string())
+    .bind(prompt.to_string())
+    .execute(&mut *tx)
+    .await
+    .db()?;
+    insert_audit(&mut tx, audit).await?;
+    changes::prompts_changed(&mut tx, org).await?;
+    let row = fetch_version(&mut tx, org, prompt, new.version_id).await?.ok_or(StoreError::NotFound)?;
+    tx.commit().await.db()?;
+    Ok(row)
+}
+
+pub(super) async fn get_version(
+    store: &PgStore,
+    org: OrgId,
+    prompt: PromptId,
+    version: VersionId,
+) -> StoreResult<VersionRow> {
+    let mut conn = store.pool.acquire().await.db()?;
+    fetch_version(&mut conn, org, prompt, version).await?.ok_or(StoreError::NotFound)
+}
+
+pub(super) async fn production_version(
+    store: &PgStore,
+    org: OrgId,
+    prompt: PromptId,
+) -> StoreResult<Option<VersionRow>> {
+    let sql = format!("{VERSION_SELECT} WHERE v.org_id = $1 AND v.prompt_id = $2 AND v.status = 'published'");
+    sqlx::query_as::<_, RawVersion>(&sql)
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .fetch_optional(&store.pool)
+        .await
+        .db()?
+        .map(RawVersion::into_row)
+        .transpose()
+}
+
+pub(super) async fn latest_version(store: &PgStore, org: OrgId, prompt: PromptId) -> StoreResult<Option<VersionRow>> {
+    let sql = format!("{VERSION_SELECT} WHERE v.org_id = $1 AND v.prompt_id = $2 ORDER BY v.version DESC LIMIT 1");
+    sqlx::query_as::<_, RawVersion>(&sql)
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .fetch_optional(&store.pool)
+        .await
+        .db()?
+        .map(RawVersion::into_row)
+        .transpose()
+}
+
+pub(super) async fn list_versions(
+    store: &PgStore,
+    org: OrgId,
+    prompt: PromptId,
+    query: &VersionListQuery,
+) -> StoreResult<Vec<VersionRow>> {
+    let cursor = number_cursor(&query.page.cursor)?;
+    let mut qb = QueryBuilder::<Postgres>::new(VERSION_SELECT);
+    qb.push(" WHERE v.org_id = ").push_bind(org.to_string());
+    qb.push(" AND v.prompt_id = ").push_bind(prompt.to_string());
+    if let Some(c) = cursor {
+        qb.push(" AND v.version < ").push_bind(c);
+    }
+    if !query.include_archived {
+        qb.push(" AND v.status <> 'archived'");
+    }
+    qb.push(" ORDER BY v.version DESC LIMIT ").push_bind(i64::from(query.page.limit));
+    qb.build_query_as::<RawVersion>().fetch_all(&store.pool).await.db()?.into_iter().map(RawVersion::into_row).collect()
+}
+
+pub(super) async fn update_draft(
+    store: &PgStore,
+    org: OrgId,
+    prompt: PromptId,
+    version: VersionId,
+    patch: &DraftPatch,
+    now_ms: i64,
+    audit: &AuditRow,
+) -> StoreResult<VersionRow> {
+    let variables = patch.content.as_deref().map(|c| json_text(&scope_domain::template::variables(c))).transpose()?;
+    let metadata = patch.metadata.as_ref().map(json_text).transpose()?;
+    let mut tx = store.begin().await?;
+    lock_prompt(&mut tx, org, prompt).await?;
+    version_status(&mut tx, org, prompt, version).await?.check_editable()?;
+    sqlx::query(
+        "UPDATE prompt_versions SET content = COALESCE($1, content), variables = COALESCE($2, variables), \
+         prompt_type = COALESCE($3, prompt_type), metadata = COALESCE($4, metadata), updated_at = $5 \
+         WHERE org_id = $6 AND prompt_id = $7 AND version_id = $8",
+    )
+    .bind(patch.content.as_deref())
+    .bind(variables)
+    .bind(patch.prompt_type.as_deref())
+    .bind(metadata)
+    .bind(now_ms)
+    .bind(org.to_string())
+    .bind(prompt.to_string())
+    .bind(version.to_string())
+    .execute(&mut *tx)
+    .await
+    .db()?;
+    touch_prompt(&mut tx, org, prompt, now_ms).await?;
+    insert_audit(&mut tx, audit).await?;
+    changes::prompts_changed(&mut tx, org).await?;
+    let row = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
+    tx.commit().await.db()?;
+    Ok(row)
+}
+
+pub(super) async fn promote(
+    store: &PgStore,
+    org: OrgId,
+    prompt: PromptId,
+    version: VersionId,
+    req: &PromoteRequest,
+    audit: &AuditRow,
+) -> StoreResult<VersionRow> {
+    let mut tx = store.begin().await?;
+    // Concurrent promotions of this prompt wait here, one after the other.
+    lock_prompt(&mut tx, org, prompt).await?;
+    let target = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
+    if target.status == VersionStatus::Published {
+        tx.rollback().await.db()?;
+        return Ok(target);
+    }
+    let previous: Option<(String, i64)> = sqlx::query_as(
+        "SELECT version_id, version FROM prompt_versions \
+         WHERE org_id = $1 AND prompt_id = $2 AND status = 'published'",
+    )
+    .bind(org.to_string())
+    .bind(prompt.to_string())
+    .fetch_optional(&mut *tx)
+    .await
+    .db()?;
+
+    // Demote first: the partial unique index allows one published row.
+    if let Some((prev_id, _)) = &previous {
+        sqlx::query(
+            "UPDATE prompt_versions SET status = $1, updated_at = $2 \
+             WHERE org_id = $3 AND prompt_id = $4 AND version_id = $5",
+        )
+        .bind(VersionStatus::demoted(req.archive_previous).as_str())
+        .bind(req.now_ms)
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .bind(prev_id)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+    }
+    sqlx::query(
+        "UPDATE prompt_versions SET status = $1, promoted_at = $2, promoted_by = $3, updated_at = $2 \
+         WHERE org_id = $4 AND prompt_id = $5 AND version_id = $6",
+    )
+    .bind(target.status.after_promote().as_str())
+    .bind(req.now_ms)
+    .bind(&req.actor)
+    .bind(org.to_string())
+    .bind(prompt.to_string())
+    .bind(version.to_string())
+    .execute(&mut *tx)
+    .await
+    .db()?;
+    sqlx::query(
+        "INSERT INTO promotions (promotion_id, prompt_id, org_id, version_id, version, previous_version_id, \
+         previous_version, promoted_by, promoted_at, notes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&req.promotion_id)
+    .bind(prompt.to_string())
+    .bind(org.to_string())
+    .bind(version.to_string())
+    .bind(target.version)
+    .bind(previous.as_ref().map(|(id, _)| id.clone()))
+    .bind(previous.as_ref().map(|(_, n)| *n))
+    .bind(&req.actor)
+    .bind(req.now_ms)
+    .bind(req.notes.as_deref())
+    .execute(&mut *tx)
+    .await
+    .db()?;
+    touch_prompt(&mut tx, org, prompt, req.now_ms).await?;
+    insert_audit(&mut tx, audit).await?;
+    changes::prompts_changed(&mut tx, org).await?;
+    let row = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
+    tx.commit().await.db()?;
+    Ok(row)
+}
+
+pub(super) async fn set_archived(
+    store: &PgStore,
+    org: OrgId,
+    prompt: PromptId,
+    version: VersionId,
+    to_archived: bool,
+    now_ms: i64,
+    audit: &AuditRow,
+) -> StoreResult<VersionRow> {
+    let mut tx = store.begin().await?;
+    lock_prompt(&mut tx, org, prompt).await?;
+    let current = version_status(&mut tx, org, prompt, version).await?;
+    let next = if to_archived { current.archive()? } else { current.unarchive()? };
+    if next != current {
+        sqlx::query(
+            "UPDATE prompt_versions SET status = $1, updated_at = $2 \
+             WHERE org_id = $3 AND prompt_id = $4 AND version_id = $5",
+        )
+        .bind(next.as_str())
+        .bind(now_ms)
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .bind(version.to_string())
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        touch_prompt(&mut tx, org, prompt, now_ms).await?;
+        insert_audit(&mut tx, audit).await?;
+        changes::prompts_changed(&mut tx, org).await?;
+    }
+    let row = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
+    tx.commit().await.db()?;
+    Ok(row)
+}
+
+pub(super) async fn list_promotions(
+    store: &PgStore,
+    org: OrgId,
+    prompt: PromptId,
+    query: &PageQuery,
+) -> StoreResult<Vec<PromotionRow>> {
+    let cursor = text_cursor(&query.cursor, "prm_")?;
+    let mut qb = QueryBuilder::<Postgres>::new(PROMOTION_COLUMNS);
+    qb.push(" WHERE org_id = ").push_bind(org.to_string());
+    qb.push(" AND prompt_id = ").push_bind(prompt.to_string());
+    if let Some(c) = cursor {
+        qb.push(" AND promotion_id < ").push_bind(c);
+    }
+    qb.push(" ORDER BY promotion_id DESC LIMIT ").push_bind(i64::from(query.limit));
+    qb.build_query_as::<RawPromotion>()
+        .fetch_all(&store.pool)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawPromotion::into_row)
+        .collect()
+}
+
+// ---- bulk import -----------------------------------------------------------------------------
+
+pub(super) async fn import_prompts(store: &PgStore, prompts: &[(PromptRow, Vec<VersionRow>)]) -> StoreResult<()> {
+    if prompts.is_empty() {
+        return Ok(());
+    }
+    for (p, versions) in prompts {
+        let published = versions.iter().filter(|v| v.status == VersionStatus::Published).count();
+        let foreign = versions.iter().any(|v| v.prompt_id != p.prompt_id || v.org_id != p.org_id);
+        if published > 1 || foreign {
+            return Err(StoreError::Domain(DomainError::bad_request(
+                "each imported version must belong to its prompt, with at most one published",
+            )));
+        }
+    }
+    let prompt_rows: Vec<(&PromptRow, i64)> =
+        prompts.iter().map(|(p, versions)| (p, versions.iter().map(|v| v.version).max().unwrap_or(0) + 1)).collect();
+    let mut version_rows = Vec::new();
+    for v in prompts.iter().flat_map(|(_, vs)| vs.iter()) {
+        version_rows.push((v, json_text(&scope_domain::template::variables(&v.content))?));
+    }
+    let orgs: BTreeSet<OrgId> = prompts.iter().map(|(p, _)| p.org_id).collect();
+
+    let mut tx = store.begin().await?;
+    insert_prompts(&mut tx, &prompt_rows).await?;
+    insert_versions(&mut tx, &version_rows).await?;
+    for org in orgs {
+        changes::prompts_changed(&mut tx, org).await?;
+    }
+    tx.commit().await.db()
+}

@@ -1,0 +1,304 @@
+//! `Store::export` / `Store::import` for PostgreSQL: everything but browser
+//! sessions, as a [`Snapshot`].
+//!
+//! Export reads every table in one REPEATABLE READ, READ ONLY transaction, so
+//! the snapshot is consistent while other replicas keep writing. Import loads
+//! into an empty database in one transaction with multi-row INSERTs (each
+//! within PostgreSQL's limit of 65 535 bound parameters): all or nothing.
+
+use std::collections::BTreeSet;
+
+use scope_domain::OrgId;
+use sqlx::postgres::PgConnection;
+use sqlx::{Postgres, QueryBuilder};
+
+use super::{batch_rows, changes, keys, prompts, users, DbResult, PgStore};
+use crate::common::*;
+use crate::model::*;
+use crate::{StoreError, StoreResult};
+
+/// A prompt row as stored, with its next version number.
+#[derive(sqlx::FromRow)]
+struct RawStoredPrompt {
+    prompt_id: String,
+    org_id: String,
+    name: String,
+    description: String,
+    tags: String,
+    next_version: i64,
+    created_at: i64,
+    updated_at: i64,
+    created_by: String,
+}
+
+impl RawStoredPrompt {
+    fn into_row(self) -> StoreResult<StoredPrompt> {
+        Ok(StoredPrompt {
+            prompt: PromptRow {
+                prompt_id: parse_id(&self.prompt_id, "prompt id")?,
+                org_id: parse_id(&self.org_id, "org id")?,
+                name: self.name,
+                description: self.description,
+                tags: parse_json(&self.tags, "tags")?,
+                created_at: self.created_at,
+                updated_at: self.updated_at,
+                created_by: self.created_by,
+            },
+            next_version: self.next_version,
+        })
+    }
+}
+
+/// A promotion with its organization.
+#[derive(sqlx::FromRow)]
+struct RawStoredPromotion {
+    #[sqlx(rename = "p_org_id")]
+    org_id: String,
+    #[sqlx(flatten)]
+    promotion: RawPromotion,
+}
+
+/// An invitation as stored (without its user).
+#[derive(sqlx::FromRow)]
+struct RawInvitationRow {
+    token_digest: Vec<u8>,
+    org_id: String,
+    user_id: String,
+    created_by: String,
+    created_at: i64,
+    expires_at: i64,
+    accepted_at: Option<i64>,
+}
+
+pub(super) async fn export(store: &PgStore) -> StoreResult<Snapshot> {
+    let mut tx = store.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.db()?;
+    let conn: &mut PgConnection = &mut tx;
+
+    let orgs = sqlx::query_as::<_, RawOrg>("SELECT org_id, name, created_at FROM orgs ORDER BY created_at, org_id")
+        .fetch_all(&mut *conn)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawOrg::into_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+
+    let sql = format!("SELECT {USER_FIELDS} FROM users u ORDER BY u.user_id");
+    let users = sqlx::query_as::<_, RawUser>(&sql)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawUser::into_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+
+    let invitations = sqlx::query_as::<_, RawInvitationRow>(
+        "SELECT token_digest, org_id, user_id, created_by, created_at, expires_at, accepted_at \
+         FROM invitations ORDER BY created_at, token_digest",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .db()?
+    .into_iter()
+    .map(|r| {
+        Ok(InvitationRow {
+            token_digest: digest(&r.token_digest, "invitation digest")?,
+            org_id: parse_id(&r.org_id, "org id")?,
+            user_id: parse_id(&r.user_id, "user id")?,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            accepted_at: r.accepted_at,
+        })
+    })
+    .collect::<StoreResult<Vec<_>>>()?;
+
+    let sql = format!("{KEY_COLUMNS} ORDER BY key_id");
+    let api_keys = sqlx::query_as::<_, RawKey>(&sql)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawKey::into_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+
+    let key_usage =
+        sqlx::query_as::<_, (String, String, i64)>("SELECT key_id, day, count FROM api_key_usage ORDER BY key_id, day")
+            .fetch_all(&mut *conn)
+            .await
+            .db()?
+            .into_iter()
+            .map(|(key_id, day, count)| {
+                Ok(UsageRow { key_id: parse_id(&key_id, "key id")?, day, count: u64::try_from(count).unwrap_or(0) })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+
+    let prompts = sqlx::query_as::<_, RawStoredPrompt>(
+        "SELECT prompt_id, org_id, name, description, tags, next_version, created_at, updated_at, created_by \
+         FROM prompts ORDER BY prompt_id",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .db()?
+    .into_iter()
+    .map(RawStoredPrompt::into_row)
+    .collect::<StoreResult<Vec<_>>>()?;
+
+    let sql = format!("{VERSION_SELECT} ORDER BY v.prompt_id, v.version");
+    let versions = sqlx::query_as::<_, RawVersion>(&sql)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawVersion::into_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+
+    let promotions = sqlx::query_as::<_, RawStoredPromotion>(
+        "SELECT org_id AS p_org_id, promotion_id, prompt_id, version_id, version, previous_version_id, \
+         previous_version, promoted_by, promoted_at, notes FROM promotions ORDER BY promotion_id",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .db()?
+    .into_iter()
+    .map(|r| Ok(StoredPromotion { org_id: parse_id(&r.org_id, "org id")?, promotion: r.promotion.into_row()? }))
+    .collect::<StoreResult<Vec<_>>>()?;
+
+    let sql = format!("{AUDIT_COLUMNS} ORDER BY event_id");
+    let audit = sqlx::query_as::<_, RawAudit>(&sql)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawAudit::into_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+
+    let sql = format!("{SIGNING_COLUMNS} ORDER BY created_at, kid");
+    let signing_keys = sqlx::query_as::<_, RawSigningKey>(&sql)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawSigningKey::into_row)
+        .collect();
+
+    tx.commit().await.db()?;
+    Ok(Snapshot { orgs, users, invitations, api_keys, key_usage, prompts, versions, promotions, audit, signing_keys })
+}
+
+pub(super) async fn import(store: &PgStore, snapshot: &Snapshot) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    // Two imports at once: the second waits here, then finds the data of the
+    // first.
+    sqlx::query("LOCK TABLE orgs IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await.db()?;
+    let initialized: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM orgs)").fetch_one(&mut *tx).await.db()?;
+    if initialized {
+        return Err(StoreError::Conflict("the database already holds data: import needs an empty one".into()));
+    }
+
+    let conn: &mut PgConnection = &mut tx;
+    users::insert_orgs(conn, &snapshot.orgs).await?;
+    users::insert_users(conn, &snapshot.users).await?;
+    users::insert_invitations(conn, &snapshot.invitations).await?;
+    keys::insert_keys(conn, &snapshot.api_keys).await?;
+    insert_usage(conn, &snapshot.key_usage).await?;
+
+    let prompt_rows: Vec<(&PromptRow, i64)> = snapshot.prompts.iter().map(|p| (&p.prompt, p.next_version)).collect();
+    prompts::insert_prompts(conn, &prompt_rows).await?;
+    // Stored as given, variables included.
+    let mut version_rows = Vec::with_capacity(snapshot.versions.len());
+    for v in &snapshot.versions {
+        version_rows.push((v, json_text(&v.variables)?));
+    }
+    prompts::insert_versions(conn, &version_rows).await?;
+    insert_promotions(conn, &snapshot.promotions).await?;
+    insert_audit_rows(conn, &snapshot.audit).await?;
+    insert_signing_keys(conn, &snapshot.signing_keys).await?;
+
+    // Replicas watching this database reload what they cache.
+    let orgs: BTreeSet<OrgId> = snapshot.prompts.iter().map(|p| p.prompt.org_id).collect();
+    for org in orgs {
+        changes::prompts_changed(conn, org).await?;
+    }
+    if !snapshot.signing_keys.is_empty() {
+        changes::signing_keys_changed(conn).await?;
+    }
+    tx.commit().await.db()
+}
+
+async fn insert_usage(conn: &mut PgConnection, usage: &[UsageRow]) -> StoreResult<()> {
+    for chunk in usage.chunks(batch_rows(3)) {
+        let mut qb = QueryBuilder::<Postgres>::new("INSERT INTO api_key_usage (key_id, day, count) ");
+        qb.push_values(chunk, |mut b, u| {
+            b.push_bind(u.key_id.to_string())
+                .push_bind(u.day.as_str())
+                .push_bind(i64::try_from(u.count).unwrap_or(i64::MAX));
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_promotions(conn: &mut PgConnection, promotions: &[StoredPromotion]) -> StoreResult<()> {
+    for chunk in promotions.chunks(batch_rows(10)) {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "INSERT INTO promotions (promotion_id, prompt_id, org_id, version_id, version, previous_version_id, \
+             previous_version, promoted_by, promoted_at, notes) ",
+        );
+        qb.push_values(chunk, |mut b, s| {
+            let p = &s.promotion;
+            b.push_bind(p.promotion_id.as_str())
+                .push_bind(p.prompt_id.to_string())
+                .push_bind(s.org_id.to_string())
+                .push_bind(p.version_id.to_string())
+                .push_bind(p.version)
+                .push_bind(p.previous_version_id.map(|id| id.to_string()))
+                .push_bind(p.previous_version)
+                .push_bind(p.promoted_by.as_str())
+                .push_bind(p.promoted_at)
+                .push_bind(p.notes.as_deref());
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_audit_rows(conn: &mut PgConnection, audit: &[AuditRow]) -> StoreResult<()> {
+    for chunk in audit.chunks(batch_rows(7)) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for a in chunk {
+            rows.push((a, json_text(&a.details)?));
+        }
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "INSERT INTO audit_events (event_id, org_id, actor, action, target, at, details) ",
+        );
+        qb.push_values(rows, |mut b, (a, details)| {
+            b.push_bind(a.event_id.as_str())
+                .push_bind(a.org_id.to_string())
+                .push_bind(a.actor.as_str())
+                .push_bind(a.action.as_str())
+                .push_bind(a.target.as_str())
+                .push_bind(a.at)
+                .push_bind(details);
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_signing_keys(conn: &mut PgConnection, rows: &[SigningKeyRow]) -> StoreResult<()> {
+    for chunk in rows.chunks(batch_rows(6)) {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "INSERT INTO signing_keys (kid, public_key, private_key, encrypted, created_at, retired_at) ",
+        );
+        qb.push_values(chunk, |mut b, k| {
+            b.push_bind(k.kid.as_str())
+                .push_bind(&k.public_key[..])
+                .push_bind(&k.private_key[..])
+                .push_bind(k.encrypted)
+                .push_bind(k.created_at)
+                .push_bind(k.retired_at);
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
