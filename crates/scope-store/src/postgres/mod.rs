@@ -126,7 +126,9 @@ async fn migrate(connect: &PgConnectOptions, timeout: Duration) -> StoreResult<(
         .map_err(|_| StoreError::Unavailable("timed out connecting to the database".into()))?
         .db()?;
     sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK).execute(&mut conn).await.db()?;
-    let result = sqlx::migrate!("./migrations/postgres").run(&mut conn).await;
+    // `run_direct` on the connection itself (not `run`, whose `Acquire`
+    // bound makes this future not `Send`, so `open` could not be spawned).
+    let result = sqlx::migrate!("./migrations/postgres").run_direct(&mut conn).await;
     // Closing the session releases the lock too; unlock anyway so that a
     // failed close does not keep other replicas waiting.
     let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut conn).await;
