@@ -18,10 +18,23 @@ use secrecy::{ExposeSecret, SecretString};
 #[derive(Parser)]
 #[command(name = "scope", version, about = "Scope: versioned LLM prompts served to your applications")]
 struct Cli {
-    /// Database URL: `sqlite://PATH` (created if missing). Default: an SQLite
+    /// Database URL: `sqlite://PATH` (created if missing) or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`. Default: an SQLite
     /// file under SCOPE_DATA_DIR.
     #[arg(long, global = true, env = "SCOPE_DATABASE_URL")]
     database: Option<String>,
+
+    /// Most database connections of this process (PostgreSQL).
+    #[arg(long, global = true, env = "SCOPE_DB_POOL_SIZE", default_value = "16", value_parser = parse_pool_size)]
+    db_pool_size: u32,
+
+    /// Milliseconds a request waits for a database connection before 503.
+    #[arg(long, global = true, env = "SCOPE_DB_CONNECT_TIMEOUT_MS", default_value = "3000", value_parser = parse_db_millis)]
+    db_connect_timeout_ms: u64,
+
+    /// Milliseconds a database statement may run before it is cancelled (503).
+    #[arg(long, global = true, env = "SCOPE_DB_STATEMENT_TIMEOUT_MS", default_value = "5000", value_parser = parse_db_millis)]
+    db_statement_timeout_ms: u64,
 
     /// Directory of the default SQLite database.
     #[arg(long, global = true, env = "SCOPE_DATA_DIR", default_value = "./scope-data")]
@@ -67,6 +80,22 @@ enum Command {
     /// JWT signing keys.
     #[command(subcommand, name = "signing-keys")]
     SigningKeys(SigningKeysCommand),
+    /// Write the whole deployment (organizations, users, keys as digests,
+    /// prompts, versions, histories, audit events, signing keys as stored) as
+    /// versioned JSON lines (docs/EXPORT.md), e.g. to move from SQLite to
+    /// PostgreSQL. The file is as sensitive as the database.
+    Export {
+        /// Write here (created with mode 0600) instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Load an export into an empty database, all or nothing. Keys, tokens
+    /// and signing keys issued before the move keep working.
+    Import {
+        /// Read from here instead of stdin.
+        #[arg(long, short)]
+        input: Option<PathBuf>,
+    },
     /// Fetch prompts as an application does (uses the SDK and the SCOPE_*
     /// variables: SCOPE_API_URL, SCOPE_ORG_ID, SCOPE_API_KEY, SCOPE_API_SECRET).
     #[command(subcommand)]
@@ -133,6 +162,20 @@ struct ServeArgs {
     /// Failed sign-ins per account, and per client address, per minute before 429.
     #[arg(long, env = "SCOPE_SIGN_IN_FAILURE_LIMIT", default_value = "10", value_parser = parse_sign_in_limit)]
     sign_in_failure_limit: u32,
+}
+
+fn parse_pool_size(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err("must be a whole number from 1 to 1000 (SCOPE_DB_POOL_SIZE)".into()),
+    }
+}
+
+fn parse_db_millis(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (100..=600_000).contains(&n) => Ok(n),
+        _ => Err("must be milliseconds from 100 to 600000".into()),
+    }
 }
 
 fn parse_sign_in_limit(s: &str) -> Result<u32, String> {
@@ -238,7 +281,7 @@ fn database_url(cli: &Cli) -> String {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SCOPE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn"));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -282,12 +325,22 @@ fn app_err(e: AppError) -> anyhow::Error {
 fn config(cli: &Cli) -> ServerConfig {
     let mut c = ServerConfig::new(database_url(cli));
     c.master_key = cli.master_key.clone().map(SecretString::from);
+    c.store = scope_store::OpenOptions {
+        max_connections: cli.db_pool_size,
+        connect_timeout: Duration::from_millis(cli.db_connect_timeout_ms),
+        statement_timeout: Duration::from_millis(cli.db_statement_timeout_ms),
+    };
     c
+}
+
+/// Opens the configured database (applying migrations).
+async fn open_store(c: &ServerConfig) -> anyhow::Result<std::sync::Arc<dyn scope_store::Store>> {
+    scope_store::open_with(&c.database_url, &c.store).await.map_err(|e| anyhow!("{e}"))
 }
 
 async fn open_app(cli: &Cli) -> anyhow::Result<App> {
     let c = config(cli);
-    let store = scope_store::open(&c.database_url).await.map_err(|e| anyhow!("{e}"))?;
+    let store = open_store(&c).await?;
     App::start(store, c).await.map_err(app_err)
 }
 
@@ -312,21 +365,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Init { org_name, admin_email, json } => {
             let c = config(&cli);
-            let store = scope_store::open(&c.database_url).await.map_err(|e| anyhow!("{e}"))?;
+            let store = open_store(&c).await?;
             let org = bootstrap::init(store.as_ref(), org_name, admin_email).await.map_err(app_err)?;
             print_org(&org, *json)
         }
         Command::Org(OrgCommand::Create { name, admin_email, json }) => {
             let c = config(&cli);
-            let store = scope_store::open(&c.database_url).await.map_err(|e| anyhow!("{e}"))?;
+            let store = open_store(&c).await?;
             let org = bootstrap::create_org(store.as_ref(), name, admin_email).await.map_err(app_err)?;
             print_org(&org, *json)
         }
         Command::Keys(cmd) => keys(&cli, cmd).await,
+        Command::Export { output } => {
+            let store = open_store(&config(&cli)).await?;
+            crate::transfer::export(store.as_ref(), output.as_deref()).await
+        }
+        Command::Import { input } => {
+            let store = open_store(&config(&cli)).await?;
+            crate::transfer::import(store.as_ref(), input.as_deref()).await
+        }
         Command::Prompt(cmd) => prompt(cmd).await,
         Command::SigningKeys(SigningKeysCommand::Rotate) => {
             let c = config(&cli);
-            let store = scope_store::open(&c.database_url).await.map_err(|e| anyhow!("{e}"))?;
+            let store = open_store(&c).await?;
             let kid =
                 scope_server::runtime::signing::rotate(store.as_ref(), c.master_key.as_ref()).await.map_err(app_err)?;
             println!("new signing key: {kid}");

@@ -1,6 +1,7 @@
 //! `scope`: runs the server and administers a deployment.
 
 mod cli;
+mod transfer;
 
 use std::process::ExitCode;
 
