@@ -97,7 +97,12 @@ impl PgStore {
         let statement_ms = options.statement_timeout.as_millis().to_string();
         let connect = base.clone().options([("statement_timeout", statement_ms.as_str())]);
 
-        migrate(&base, options.connect_timeout).await?;
+        // Boxed as `Send` here, so that the migrator's internals never decide
+        // (through auto-trait inference at each caller) whether `open` can be
+        // spawned.
+        let migrating: std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<()>> + Send + '_>> =
+            Box::pin(migrate(&base, options.connect_timeout));
+        migrating.await?;
 
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
@@ -580,6 +585,12 @@ mod tests {
         assert_eq!(check_message("prompt_versions_prompt_type_check"), "prompt_type must be 'text' or 'chat'");
         assert_eq!(check_message("users_role_check"), "role must be viewer, editor or admin");
         assert_eq!(check_message("prompt_versions_status_check"), "a value is not allowed");
+    }
+
+    #[test]
+    fn open_can_be_spawned() {
+        fn spawnable<T: Send + 'static>(_: T) {}
+        spawnable(async { PgStore::open("postgres://localhost/x", &OpenOptions::default()).await.map(|_| ()) });
     }
 
     #[test]
