@@ -439,6 +439,121 @@ impl RawGate {
     }
 }
 
+// ---- export and import ----------------------------------------------------------------
+
+/// A prompt row as exported, with its `next_version`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawStoredPrompt {
+    pub(crate) prompt_id: String,
+    pub(crate) org_id: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) tags: String,
+    pub(crate) next_version: i64,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+    pub(crate) created_by: String,
+}
+
+impl RawStoredPrompt {
+    pub(crate) fn into_row(self) -> StoreResult<StoredPrompt> {
+        Ok(StoredPrompt {
+            prompt: PromptRow {
+                prompt_id: parse_id(&self.prompt_id, "prompt id")?,
+                org_id: parse_id(&self.org_id, "org id")?,
+                name: self.name,
+                description: self.description,
+                tags: parse_json(&self.tags, "tags")?,
+                created_at: self.created_at,
+                updated_at: self.updated_at,
+                created_by: self.created_by,
+            },
+            next_version: self.next_version,
+        })
+    }
+}
+
+/// A promotion-history row with its organization, as exported.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawStoredPromotion {
+    pub(crate) org_id: String,
+    #[sqlx(flatten)]
+    pub(crate) promotion: RawPromotion,
+}
+
+impl RawStoredPromotion {
+    pub(crate) fn into_row(self) -> StoreResult<StoredPromotion> {
+        Ok(StoredPromotion { org_id: parse_id(&self.org_id, "org id")?, promotion: self.promotion.into_row()? })
+    }
+}
+
+/// One usage counter, as exported.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawUsage {
+    pub(crate) key_id: String,
+    pub(crate) day: String,
+    pub(crate) count: i64,
+}
+
+impl RawUsage {
+    pub(crate) fn into_row(self) -> StoreResult<UsageRow> {
+        Ok(UsageRow {
+            key_id: parse_id(&self.key_id, "key id")?,
+            day: self.day,
+            count: u64::try_from(self.count).map_err(|_| corrupt("usage count"))?,
+        })
+    }
+}
+
+/// Checks that a snapshot holds together before any of it is written: every
+/// row's parent is in the snapshot (users, keys and prompts in an
+/// organization, invitations for a user, usage of a key, versions and
+/// promotions of a prompt, in the same organization), each prompt's
+/// `next_version` is above its versions' numbers (numbers are never reused),
+/// and usage counts fit the database. Refusing here gives the operator a
+/// message naming the row instead of a foreign-key failure.
+pub(crate) fn check_snapshot(s: &Snapshot) -> StoreResult<()> {
+    use std::collections::{HashMap, HashSet};
+    let bad = |msg: String| StoreError::Domain(DomainError::bad_request(msg));
+    let orgs: HashSet<_> = s.orgs.iter().map(|o| o.org_id).collect();
+    let users: HashMap<_, _> = s.users.iter().map(|u| (u.user_id, u.org_id)).collect();
+    let keys: HashSet<_> = s.api_keys.iter().map(|k| k.key_id).collect();
+    let prompts: HashMap<_, _> = s.prompts.iter().map(|p| (p.prompt.prompt_id, p.prompt.org_id)).collect();
+    if let Some(u) = s.users.iter().find(|u| !orgs.contains(&u.org_id)) {
+        return Err(bad(format!("user {} belongs to an organization not in the export", u.user_id)));
+    }
+    if let Some(i) = s.invitations.iter().find(|i| users.get(&i.user_id) != Some(&i.org_id)) {
+        return Err(bad(format!("an invitation for {} names a user not in the export", i.user_id)));
+    }
+    if let Some(k) = s.api_keys.iter().find(|k| !orgs.contains(&k.org_id)) {
+        return Err(bad(format!("API key {} belongs to an organization not in the export", k.key_id)));
+    }
+    if let Some(u) = s.key_usage.iter().find(|u| !keys.contains(&u.key_id)) {
+        return Err(bad(format!("usage of {} names a key not in the export", u.key_id)));
+    }
+    if let Some(u) = s.key_usage.iter().find(|u| i64::try_from(u.count).is_err()) {
+        return Err(bad(format!("usage of {} on {} is out of range", u.key_id, u.day)));
+    }
+    if let Some(p) = s.prompts.iter().find(|p| !orgs.contains(&p.prompt.org_id)) {
+        return Err(bad(format!("prompt {} belongs to an organization not in the export", p.prompt.prompt_id)));
+    }
+    let mut highest: HashMap<_, i64> = HashMap::new();
+    for v in &s.versions {
+        if prompts.get(&v.prompt_id) != Some(&v.org_id) {
+            return Err(bad(format!("version {} names a prompt not in the export", v.version_id)));
+        }
+        let h = highest.entry(v.prompt_id).or_insert(v.version);
+        *h = (*h).max(v.version);
+    }
+    if let Some(p) = s.prompts.iter().find(|p| highest.get(&p.prompt.prompt_id).is_some_and(|&h| p.next_version <= h)) {
+        return Err(bad(format!("prompt {} has a next version number already used", p.prompt.prompt_id)));
+    }
+    if let Some(p) = s.promotions.iter().find(|p| prompts.get(&p.promotion.prompt_id) != Some(&p.org_id)) {
+        return Err(bad(format!("promotion {} names a prompt not in the export", p.promotion.promotion_id)));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use scope_domain::KeyId;

@@ -279,13 +279,20 @@ pub(super) async fn import_api_keys(store: &SqliteStore, keys: &[ApiKeyRow]) -> 
         return Ok(());
     }
     let mut tx = store.begin().await?;
+    insert_keys(&mut tx, keys).await?;
+    tx.commit().await.db()
+}
+
+/// Inserts many keys as given, in multi-row batches, inside the caller's
+/// transaction (bulk import, `Store::import`). Same gate rule as
+/// [`insert_key`]: each key born revoked or with an expiry gets the next
+/// sequence number, in the order given, so the revocation views pick it up.
+pub(super) async fn insert_keys(conn: &mut SqliteConnection, keys: &[ApiKeyRow]) -> StoreResult<()> {
     let mut seq: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(change_seq), 0) FROM api_keys").fetch_one(&mut *tx).await.db()?;
+        sqlx::query_scalar("SELECT COALESCE(MAX(change_seq), 0) FROM api_keys").fetch_one(&mut *conn).await.db()?;
     for chunk in keys.chunks(IMPORT_BATCH_ROWS) {
         let mut rows = Vec::with_capacity(chunk.len());
         for k in chunk {
-            // Same rule as `insert_key`: a key born with a gate gets the
-            // next sequence number so the revocation views pick it up.
             let change_seq = if k.expires_at.is_none() && k.revoked_at.is_none() {
                 0
             } else {
@@ -314,7 +321,7 @@ pub(super) async fn import_api_keys(store: &SqliteStore, keys: &[ApiKeyRow]) -> 
                 .push_bind(k.rotated_from.map(|id| id.to_string()))
                 .push_bind(change_seq);
         });
-        qb.build().execute(&mut *tx).await.db()?;
+        qb.build().execute(&mut *conn).await.db()?;
     }
-    tx.commit().await.db()
+    Ok(())
 }

@@ -46,9 +46,11 @@ use crate::{Store, StoreError, StoreResult};
 /// Readers beside the single writer.
 const READ_POOL_SIZE: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Rows per multi-row INSERT of the bulk imports (14 columns × 500 stays far
-/// below SQLite's limit of 32766 bound parameters).
+/// Rows per multi-row INSERT of the bulk imports and `Store::import` (the
+/// widest table has 14 columns: 14 × 500 stays far below SQLite's limit of
+/// 32766 bound parameters).
 const IMPORT_BATCH_ROWS: usize = 500;
+const _: () = assert!(IMPORT_BATCH_ROWS * 14 <= 32_766);
 /// How write transactions start: take the write lock up front.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 

@@ -534,18 +534,34 @@ pub(super) async fn import_prompts(store: &SqliteStore, prompts: &[(PromptRow, V
             )));
         }
     }
+    let mut prompt_rows = Vec::with_capacity(prompts.len());
+    let mut version_rows = Vec::new();
+    for (p, versions) in prompts {
+        let next = versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+        prompt_rows.push((p, next));
+        for v in versions {
+            version_rows.push((v, json_text(&scope_domain::template::variables(&v.content))?));
+        }
+    }
     let mut tx = store.begin().await?;
-    for chunk in prompts.chunks(IMPORT_BATCH_ROWS) {
-        let mut prompt_rows = Vec::with_capacity(chunk.len());
-        for (p, versions) in chunk {
-            let next = versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
-            prompt_rows.push((p, json_text(&p.tags)?, next));
+    insert_prompts(&mut tx, &prompt_rows).await?;
+    insert_versions(&mut tx, &version_rows).await?;
+    tx.commit().await.db()
+}
+
+/// Inserts prompts as given, each with the number its next version gets, in
+/// multi-row batches inside the caller's transaction.
+pub(super) async fn insert_prompts(conn: &mut SqliteConnection, rows: &[(&PromptRow, i64)]) -> StoreResult<()> {
+    for chunk in rows.chunks(IMPORT_BATCH_ROWS) {
+        let mut values = Vec::with_capacity(chunk.len());
+        for (p, next) in chunk {
+            values.push((*p, json_text(&p.tags)?, *next));
         }
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO prompts (prompt_id, org_id, name, description, tags, next_version, created_at, \
              updated_at, created_by) ",
         );
-        qb.push_values(prompt_rows, |mut b, (p, tags, next)| {
+        qb.push_values(values, |mut b, (p, tags, next)| {
             b.push_bind(p.prompt_id.to_string())
                 .push_bind(p.org_id.to_string())
                 .push_bind(p.name.as_str())
@@ -556,36 +572,42 @@ pub(super) async fn import_prompts(store: &SqliteStore, prompts: &[(PromptRow, V
                 .push_bind(p.updated_at)
                 .push_bind(p.created_by.as_str());
         });
-        qb.build().execute(&mut *tx).await.db()?;
-
-        let mut version_rows = Vec::new();
-        for v in chunk.iter().flat_map(|(_, vs)| vs.iter()) {
-            let variables = json_text(&scope_domain::template::variables(&v.content))?;
-            version_rows.push((v, variables, json_text(&v.metadata)?));
-        }
-        for vchunk in version_rows.chunks(IMPORT_BATCH_ROWS) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO prompt_versions (version_id, prompt_id, org_id, version, content, variables, \
-                 status, prompt_type, metadata, created_at, updated_at, created_by, promoted_at, promoted_by) ",
-            );
-            qb.push_values(vchunk, |mut b, (v, variables, metadata)| {
-                b.push_bind(v.version_id.to_string())
-                    .push_bind(v.prompt_id.to_string())
-                    .push_bind(v.org_id.to_string())
-                    .push_bind(v.version)
-                    .push_bind(v.content.as_str())
-                    .push_bind(variables.as_str())
-                    .push_bind(v.status.as_str())
-                    .push_bind(v.prompt_type.as_str())
-                    .push_bind(metadata.as_str())
-                    .push_bind(v.created_at)
-                    .push_bind(v.updated_at)
-                    .push_bind(v.created_by.as_str())
-                    .push_bind(v.promoted_at)
-                    .push_bind(v.promoted_by.as_deref());
-            });
-            qb.build().execute(&mut *tx).await.db()?;
-        }
+        qb.build().execute(&mut *conn).await.db()?;
     }
-    tx.commit().await.db()
+    Ok(())
+}
+
+/// Inserts versions as given (status, number, promotion fields), each with
+/// its `variables` as JSON text, in multi-row batches inside the caller's
+/// transaction. The joined-in `name` and `tags` are the prompt's and are not
+/// stored here.
+pub(super) async fn insert_versions(conn: &mut SqliteConnection, rows: &[(&VersionRow, String)]) -> StoreResult<()> {
+    for chunk in rows.chunks(IMPORT_BATCH_ROWS) {
+        let mut values = Vec::with_capacity(chunk.len());
+        for (v, variables) in chunk {
+            values.push((*v, variables.as_str(), json_text(&v.metadata)?));
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO prompt_versions (version_id, prompt_id, org_id, version, content, variables, \
+             status, prompt_type, metadata, created_at, updated_at, created_by, promoted_at, promoted_by) ",
+        );
+        qb.push_values(values, |mut b, (v, variables, metadata)| {
+            b.push_bind(v.version_id.to_string())
+                .push_bind(v.prompt_id.to_string())
+                .push_bind(v.org_id.to_string())
+                .push_bind(v.version)
+                .push_bind(v.content.as_str())
+                .push_bind(variables)
+                .push_bind(v.status.as_str())
+                .push_bind(v.prompt_type.as_str())
+                .push_bind(metadata)
+                .push_bind(v.created_at)
+                .push_bind(v.updated_at)
+                .push_bind(v.created_by.as_str())
+                .push_bind(v.promoted_at)
+                .push_bind(v.promoted_by.as_deref());
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
 }

@@ -1,13 +1,271 @@
-//! `Store::export` / `Store::import` for SQLite.
+//! `Store::export` / `Store::import` for SQLite: a whole deployment, except
+//! browser sessions, as a [`Snapshot`].
+//!
+//! Export reads every table inside one read transaction, so the snapshot is
+//! consistent even while the server keeps writing (WAL: the first read fixes
+//! what the transaction sees). Tables come in a stable order: rows with ULID
+//! ids (organizations, users, keys, prompts, versions, promotions, audit
+//! events) by id, which is creation order; invitations by creation time, then
+//! token digest; usage by key, then day; signing keys by creation time, then
+//! kid.
+//!
+//! Import writes into a database with no organization yet, in one write
+//! transaction (all or nothing), parents before children, in multi-row
+//! batches. Rows are stored as given; keys born revoked or with an expiry get
+//! gate sequence numbers the way `keys::insert_keys` hands them out, so the
+//! revocation views of running servers pick them up. Signing keys already in
+//! the database (a server started on it before the import made one) stay:
+//! the newest unretired key signs, and the imported ones keep verifying the
+//! tokens they signed.
 
-use super::SqliteStore;
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{keys, prompts, DbResult, SqliteStore, IMPORT_BATCH_ROWS};
+use crate::common::*;
 use crate::model::*;
 use crate::{StoreError, StoreResult};
 
-pub(super) async fn export(_store: &SqliteStore) -> StoreResult<Snapshot> {
-    Err(StoreError::Internal("export: not written yet".into()))
+pub(super) async fn export(store: &SqliteStore) -> StoreResult<Snapshot> {
+    let mut tx = store.read.begin().await.db()?;
+    let orgs = sqlx::query_as::<_, RawOrg>("SELECT org_id, name, created_at FROM orgs ORDER BY org_id")
+        .fetch_all(&mut *tx)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawOrg::into_row)
+        .collect::<StoreResult<_>>()?;
+    let users = sqlx::query_as::<_, RawUser>(&format!("SELECT {USER_FIELDS} FROM users u ORDER BY u.user_id"))
+        .fetch_all(&mut *tx)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawUser::into_row)
+        .collect::<StoreResult<_>>()?;
+    let invitations_sql = format!(
+        "SELECT i.token_digest, i.created_by AS i_created_by, i.created_at AS i_created_at, \
+         i.expires_at AS i_expires_at, i.accepted_at AS i_accepted_at, {USER_FIELDS} \
+         FROM invitations i JOIN users u ON u.user_id = i.user_id AND u.org_id = i.org_id \
+         ORDER BY i.created_at, i.token_digest"
+    );
+    let invitations = sqlx::query_as::<_, RawInvitation>(&invitations_sql)
+        .fetch_all(&mut *tx)
+        .await
+        .db()?
+        .into_iter()
+        .map(|raw| raw.into_rows().map(|(invitation, _)| invitation))
+        .collect::<StoreResult<_>>()?;
+    let api_keys = sqlx::query_as::<_, RawKey>(&format!("{KEY_COLUMNS} ORDER BY key_id"))
+        .fetch_all(&mut *tx)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawKey::into_row)
+        .collect::<StoreResult<_>>()?;
+    let key_usage = sqlx::query_as::<_, RawUsage>("SELECT key_id, day, count FROM api_key_usage ORDER BY key_id, day")
+        .fetch_all(&mut *tx)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawUsage::into_row)
+        .collect::<StoreResult<_>>()?;
+    let prompts = sqlx::query_as::<_, RawStoredPrompt>(
+        "SELECT prompt_id, org_id, name, description, tags, next_version, created_at, updated_at, created_by \
+         FROM prompts ORDER BY prompt_id",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .db()?
+    .into_iter()
+    .map(RawStoredPrompt::into_row)
+    .collect::<StoreResult<_>>()?;
+    let versions = sqlx::query_as::<_, RawVersion>(&format!("{VERSION_SELECT} ORDER BY v.version_id"))
+        .fetch_all(&mut *tx)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawVersion::into_row)
+        .collect::<StoreResult<_>>()?;
+    let promotions = sqlx::query_as::<_, RawStoredPromotion>(
+        "SELECT org_id, promotion_id, prompt_id, version_id, version, previous_version_id, previous_version, \
+         promoted_by, promoted_at, notes FROM promotions ORDER BY promotion_id",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .db()?
+    .into_iter()
+    .map(RawStoredPromotion::into_row)
+    .collect::<StoreResult<_>>()?;
+    let audit = sqlx::query_as::<_, RawAudit>(&format!("{AUDIT_COLUMNS} ORDER BY event_id"))
+        .fetch_all(&mut *tx)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawAudit::into_row)
+        .collect::<StoreResult<_>>()?;
+    let signing_keys = sqlx::query_as::<_, RawSigningKey>(&format!("{SIGNING_COLUMNS} ORDER BY created_at, kid"))
+        .fetch_all(&mut *tx)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawSigningKey::into_row)
+        .collect();
+    // Nothing was written; ending the read transaction releases the snapshot.
+    tx.rollback().await.db()?;
+    Ok(Snapshot { orgs, users, invitations, api_keys, key_usage, prompts, versions, promotions, audit, signing_keys })
 }
 
-pub(super) async fn import(_store: &SqliteStore, _snapshot: &Snapshot) -> StoreResult<()> {
-    Err(StoreError::Internal("import: not written yet".into()))
+pub(super) async fn import(store: &SqliteStore, snapshot: &Snapshot) -> StoreResult<()> {
+    check_snapshot(snapshot)?;
+    let s = snapshot;
+    let mut tx = store.begin().await?;
+    // Inside the write transaction: no organization can appear between the
+    // check and the inserts.
+    let initialized: i64 = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM orgs)").fetch_one(&mut *tx).await.db()?;
+    if initialized != 0 {
+        return Err(StoreError::Conflict(
+            "the database already holds an organization: import needs an empty one".into(),
+        ));
+    }
+    insert_orgs(&mut tx, &s.orgs).await?;
+    insert_users(&mut tx, &s.users).await?;
+    insert_invitations(&mut tx, &s.invitations).await?;
+    keys::insert_keys(&mut tx, &s.api_keys).await?;
+    insert_usage(&mut tx, &s.key_usage).await?;
+    let prompt_rows: Vec<_> = s.prompts.iter().map(|p| (&p.prompt, p.next_version)).collect();
+    prompts::insert_prompts(&mut tx, &prompt_rows).await?;
+    let version_rows = s.versions.iter().map(|v| Ok((v, json_text(&v.variables)?))).collect::<StoreResult<Vec<_>>>()?;
+    prompts::insert_versions(&mut tx, &version_rows).await?;
+    insert_promotions(&mut tx, &s.promotions).await?;
+    insert_audit_rows(&mut tx, &s.audit).await?;
+    insert_signing_keys(&mut tx, &s.signing_keys).await?;
+    tx.commit().await.db()
+}
+
+// ---- multi-row inserts of the tables only an import fills in bulk -------------------------
+
+async fn insert_orgs(conn: &mut SqliteConnection, rows: &[OrgRow]) -> StoreResult<()> {
+    for chunk in rows.chunks(IMPORT_BATCH_ROWS) {
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO orgs (org_id, name, created_at) ");
+        qb.push_values(chunk, |mut b, o| {
+            b.push_bind(o.org_id.to_string()).push_bind(o.name.as_str()).push_bind(o.created_at);
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_users(conn: &mut SqliteConnection, rows: &[UserRow]) -> StoreResult<()> {
+    for chunk in rows.chunks(IMPORT_BATCH_ROWS) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO users (user_id, org_id, email, password_hash, role, created_at, must_change_password, \
+             last_sign_in_at) ",
+        );
+        qb.push_values(chunk, |mut b, u| {
+            b.push_bind(u.user_id.to_string())
+                .push_bind(u.org_id.to_string())
+                .push_bind(u.email.as_str())
+                .push_bind(u.password_hash.as_str())
+                .push_bind(u.role.as_str())
+                .push_bind(u.created_at)
+                .push_bind(i64::from(u.must_change_password))
+                .push_bind(u.last_sign_in_at);
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_invitations(conn: &mut SqliteConnection, rows: &[InvitationRow]) -> StoreResult<()> {
+    for chunk in rows.chunks(IMPORT_BATCH_ROWS) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO invitations (token_digest, org_id, user_id, created_by, created_at, expires_at, \
+             accepted_at) ",
+        );
+        qb.push_values(chunk, |mut b, i| {
+            b.push_bind(&i.token_digest[..])
+                .push_bind(i.org_id.to_string())
+                .push_bind(i.user_id.to_string())
+                .push_bind(i.created_by.as_str())
+                .push_bind(i.created_at)
+                .push_bind(i.expires_at)
+                .push_bind(i.accepted_at);
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_usage(conn: &mut SqliteConnection, rows: &[UsageRow]) -> StoreResult<()> {
+    for chunk in rows.chunks(IMPORT_BATCH_ROWS) {
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO api_key_usage (key_id, day, count) ");
+        qb.push_values(chunk, |mut b, u| {
+            // In range: `check_snapshot` refused larger counts.
+            b.push_bind(u.key_id.to_string()).push_bind(u.day.as_str()).push_bind(i64::try_from(u.count).unwrap_or(0));
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_promotions(conn: &mut SqliteConnection, rows: &[StoredPromotion]) -> StoreResult<()> {
+    for chunk in rows.chunks(IMPORT_BATCH_ROWS) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO promotions (promotion_id, prompt_id, org_id, version_id, version, previous_version_id, \
+             previous_version, promoted_by, promoted_at, notes) ",
+        );
+        qb.push_values(chunk, |mut b, s| {
+            let p = &s.promotion;
+            b.push_bind(p.promotion_id.as_str())
+                .push_bind(p.prompt_id.to_string())
+                .push_bind(s.org_id.to_string())
+                .push_bind(p.version_id.to_string())
+                .push_bind(p.version)
+                .push_bind(p.previous_version_id.map(|id| id.to_string()))
+                .push_bind(p.previous_version)
+                .push_bind(p.promoted_by.as_str())
+                .push_bind(p.promoted_at)
+                .push_bind(p.notes.as_deref());
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_audit_rows(conn: &mut SqliteConnection, rows: &[AuditRow]) -> StoreResult<()> {
+    for chunk in rows.chunks(IMPORT_BATCH_ROWS) {
+        let details = chunk.iter().map(|a| json_text(&a.details)).collect::<StoreResult<Vec<_>>>()?;
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO audit_events (event_id, org_id, actor, action, target, at, details) ",
+        );
+        qb.push_values(chunk.iter().zip(details), |mut b, (a, details)| {
+            b.push_bind(a.event_id.as_str())
+                .push_bind(a.org_id.to_string())
+                .push_bind(a.actor.as_str())
+                .push_bind(a.action.as_str())
+                .push_bind(a.target.as_str())
+                .push_bind(a.at)
+                .push_bind(details);
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_signing_keys(conn: &mut SqliteConnection, rows: &[SigningKeyRow]) -> StoreResult<()> {
+    for chunk in rows.chunks(IMPORT_BATCH_ROWS) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO signing_keys (kid, public_key, private_key, encrypted, created_at, retired_at) ",
+        );
+        qb.push_values(chunk, |mut b, k| {
+            b.push_bind(k.kid.as_str())
+                .push_bind(&k.public_key[..])
+                .push_bind(&k.private_key[..])
+                .push_bind(i64::from(k.encrypted))
+                .push_bind(k.created_at)
+                .push_bind(k.retired_at);
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
 }
