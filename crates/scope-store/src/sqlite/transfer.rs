@@ -3,11 +3,12 @@
 //!
 //! Export reads every table inside one read transaction, so the snapshot is
 //! consistent even while the server keeps writing (WAL: the first read fixes
-//! what the transaction sees). Tables come in a stable order: rows with ULID
-//! ids (organizations, users, keys, prompts, versions, promotions, audit
-//! events) by id, which is creation order; invitations by creation time, then
-//! token digest; usage by key, then day; signing keys by creation time, then
-//! kid.
+//! what the transaction sees). Tables come in a stable order, the same as the
+//! PostgreSQL backend's, so that exports of one deployment from either
+//! backend are the same file: users, keys, prompts, promotions and audit
+//! events by id (ULIDs: creation order); organizations, invitations and
+//! signing keys by creation time, then id (or token digest); usage by key,
+//! then day; versions by prompt, then number.
 //!
 //! Import writes into a database with no organization yet, in one write
 //! transaction (all or nothing), parents before children, in multi-row
@@ -28,7 +29,7 @@ use crate::{StoreError, StoreResult};
 
 pub(super) async fn export(store: &SqliteStore) -> StoreResult<Snapshot> {
     let mut tx = store.read.begin().await.db()?;
-    let orgs = sqlx::query_as::<_, RawOrg>("SELECT org_id, name, created_at FROM orgs ORDER BY org_id")
+    let orgs = sqlx::query_as::<_, RawOrg>("SELECT org_id, name, created_at FROM orgs ORDER BY created_at, org_id")
         .fetch_all(&mut *tx)
         .await
         .db()?
@@ -79,7 +80,7 @@ pub(super) async fn export(store: &SqliteStore) -> StoreResult<Snapshot> {
     .into_iter()
     .map(RawStoredPrompt::into_row)
     .collect::<StoreResult<_>>()?;
-    let versions = sqlx::query_as::<_, RawVersion>(&format!("{VERSION_SELECT} ORDER BY v.version_id"))
+    let versions = sqlx::query_as::<_, RawVersion>(&format!("{VERSION_SELECT} ORDER BY v.prompt_id, v.version"))
         .fetch_all(&mut *tx)
         .await
         .db()?

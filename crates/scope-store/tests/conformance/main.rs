@@ -12,8 +12,10 @@
 //! - PostgreSQL: a fresh database per test on the cluster shared by this test
 //!   process (`scope_testkit::pg`, or the server named by `SCOPE_TEST_PG_URL`).
 //!
+//! `across_backends` moves a deployment from one backend to the other.
 //! Behaviour only one backend has (SQLite files, in-memory URLs, two
-//! processes on one file) is tested in that backend's own test file.
+//! processes on one file; PostgreSQL's change feed, outages, replicas) is
+//! tested in that backend's own test file.
 
 mod support;
 
@@ -173,4 +175,27 @@ conformance_tests! {
         import_keeps_stored_numbers_and_gates,
         export_is_a_consistent_snapshot,
     ],
+}
+
+/// Moving a deployment between backends (`scope export` on one, `scope
+/// import` on the other): the round trip of `transfer` with one store of
+/// each, so the second export, from the other backend, equals the first.
+mod across_backends {
+    use crate::support::TestResult;
+    use crate::Backend;
+
+    async fn round_trip(from: Backend, to: Backend) -> TestResult {
+        let (from, to) = (from.open().await?, to.open().await?);
+        crate::transfer::export_import_round_trip(from.store.clone(), to.store.clone()).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_to_postgres() -> TestResult {
+        round_trip(Backend::Sqlite, Backend::Postgres).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_to_sqlite() -> TestResult {
+        round_trip(Backend::Postgres, Backend::Sqlite).await
+    }
 }

@@ -140,12 +140,12 @@ pub async fn export_import_round_trip(a: Arc<dyn Store>, b: Arc<dyn Store>) -> T
     let audited_a = a.list_audit(p.org, &audit_page(200, None)).await?;
     let audited_b = a.list_audit(p.org_b, &audit_page(200, None)).await?;
     assert_eq!(first.audit.len(), audited_a.len() + audited_b.len());
-    assert!(sorted_by(&first.orgs, |o| o.org_id.to_string()));
+    assert!(sorted_by(&first.orgs, |o| (o.created_at, o.org_id.to_string())));
     assert!(sorted_by(&first.users, |u| u.user_id.to_string()));
     assert!(sorted_by(&first.api_keys, |k| k.key_id.to_string()));
     assert!(sorted_by(&first.key_usage, |u| (u.key_id.to_string(), u.day.clone())));
     assert!(sorted_by(&first.prompts, |p| p.prompt.prompt_id.to_string()));
-    assert!(sorted_by(&first.versions, |v| v.version_id.to_string()));
+    assert!(sorted_by(&first.versions, |v| (v.prompt_id.to_string(), v.version)));
     assert!(sorted_by(&first.promotions, |p| p.promotion.promotion_id.clone()));
     assert!(sorted_by(&first.audit, |e| e.event_id.clone()));
     assert!(sorted_by(&first.signing_keys, |k| (k.created_at, k.kid.clone())));
