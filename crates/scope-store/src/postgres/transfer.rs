@@ -17,47 +17,6 @@ use crate::common::*;
 use crate::model::*;
 use crate::{StoreError, StoreResult};
 
-/// A prompt row as stored, with its next version number.
-#[derive(sqlx::FromRow)]
-struct RawStoredPrompt {
-    prompt_id: String,
-    org_id: String,
-    name: String,
-    description: String,
-    tags: String,
-    next_version: i64,
-    created_at: i64,
-    updated_at: i64,
-    created_by: String,
-}
-
-impl RawStoredPrompt {
-    fn into_row(self) -> StoreResult<StoredPrompt> {
-        Ok(StoredPrompt {
-            prompt: PromptRow {
-                prompt_id: parse_id(&self.prompt_id, "prompt id")?,
-                org_id: parse_id(&self.org_id, "org id")?,
-                name: self.name,
-                description: self.description,
-                tags: parse_json(&self.tags, "tags")?,
-                created_at: self.created_at,
-                updated_at: self.updated_at,
-                created_by: self.created_by,
-            },
-            next_version: self.next_version,
-        })
-    }
-}
-
-/// A promotion with its organization.
-#[derive(sqlx::FromRow)]
-struct RawStoredPromotion {
-    #[sqlx(rename = "p_org_id")]
-    org_id: String,
-    #[sqlx(flatten)]
-    promotion: RawPromotion,
-}
-
 /// An invitation as stored (without its user).
 #[derive(sqlx::FromRow)]
 struct RawInvitationRow {
@@ -153,14 +112,14 @@ pub(super) async fn export(store: &PgStore) -> StoreResult<Snapshot> {
         .collect::<StoreResult<Vec<_>>>()?;
 
     let promotions = sqlx::query_as::<_, RawStoredPromotion>(
-        "SELECT org_id AS p_org_id, promotion_id, prompt_id, version_id, version, previous_version_id, \
+        "SELECT org_id, promotion_id, prompt_id, version_id, version, previous_version_id, \
          previous_version, promoted_by, promoted_at, notes FROM promotions ORDER BY promotion_id",
     )
     .fetch_all(&mut *conn)
     .await
     .db()?
     .into_iter()
-    .map(|r| Ok(StoredPromotion { org_id: parse_id(&r.org_id, "org id")?, promotion: r.promotion.into_row()? }))
+    .map(RawStoredPromotion::into_row)
     .collect::<StoreResult<Vec<_>>>()?;
 
     let sql = format!("{AUDIT_COLUMNS} ORDER BY event_id");
@@ -186,6 +145,9 @@ pub(super) async fn export(store: &PgStore) -> StoreResult<Snapshot> {
 }
 
 pub(super) async fn import(store: &PgStore, snapshot: &Snapshot) -> StoreResult<()> {
+    // A snapshot whose rows do not hang together is refused with a message
+    // naming the row, before anything is written.
+    check_snapshot(snapshot)?;
     let mut tx = store.begin().await?;
     // Two imports at once: the second waits here, then finds the data of the
     // first.
@@ -221,6 +183,9 @@ pub(super) async fn import(store: &PgStore, snapshot: &Snapshot) -> StoreResult<
     }
     if !snapshot.signing_keys.is_empty() {
         changes::signing_keys_changed(conn).await?;
+    }
+    if snapshot.api_keys.iter().any(|k| k.revoked_at.is_some() || k.expires_at.is_some()) {
+        changes::gates_changed(conn).await?;
     }
     tx.commit().await.db()
 }
