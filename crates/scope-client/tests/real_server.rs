@@ -1,7 +1,8 @@
 //! The SDK against a real `scope serve` (ephemeral port, temporary SQLite).
 //!
-//! Needs the `scope` binary (`cargo build -p scope-cli`; the workspace test
-//! run builds it). The binary is taken from `$SCOPE_BIN`, else `<workspace>/target/debug/scope`.
+//! The binary comes from `scope_testkit::bin::scope_binary()`: `$SCOPE_BIN`,
+//! else the workspace's `scope`, built on first use (so `cargo test -p
+//! scope-client` alone works on a fresh clone).
 //!
 //! Contract used: `scope --database sqlite://PATH init --org-name N
 //! --admin-email E --json` prints `{"org_id","admin_email","admin_password",
@@ -12,7 +13,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,20 +22,6 @@ use scope_client::{Client, ClientBuilder, ClientCredentials, Error, PromptStatus
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-
-fn scope_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("SCOPE_BIN") {
-        return PathBuf::from(p);
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let p = root.join("target/debug/scope");
-    assert!(
-        p.exists(),
-        "the scope binary was not found at {} and SCOPE_BIN is unset; run `cargo build -p scope-cli` first",
-        p.display()
-    );
-    p
-}
 
 /// A running `scope serve` on a fresh database, with its admin key.
 struct Scope {
@@ -54,7 +40,8 @@ struct Scope {
 
 impl Scope {
     async fn start(token_ttl: Option<u64>) -> Scope {
-        let bin = scope_bin();
+        // Builds the binary on first use: blocking work, off the runtime.
+        let bin = tokio::task::spawn_blocking(scope_testkit::bin::scope_binary).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let db = format!("sqlite://{}", dir.path().join("scope.db").display());
 

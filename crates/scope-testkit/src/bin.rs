@@ -42,8 +42,13 @@ pub fn scope_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("SCOPE_BIN").filter(|b| !b.is_empty()) {
         return PathBuf::from(bin);
     }
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(build).clone()
+    // A failed build is remembered too: the other tests of the process fail
+    // with its message instead of each running cargo again.
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BUILT.get_or_init(build) {
+        Ok(bin) => bin.clone(),
+        Err(e) => panic!("{e}"),
+    }
 }
 
 /// The workspace root: two levels above this crate's manifest.
@@ -71,7 +76,7 @@ fn profile_args() -> Vec<OsString> {
     }
 }
 
-fn build() -> PathBuf {
+fn build() -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").filter(|c| !c.is_empty()).unwrap_or_else(|| "cargo".into());
     let root = workspace_root();
     let mut cmd = Command::new(&cargo);
@@ -86,19 +91,18 @@ fn build() -> PathBuf {
         .current_dir(&root)
         .stdin(Stdio::null());
     let shown = format!("{cmd:?}");
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {} to build scope: {e}", Path::new(&cargo).display()));
-    if !out.status.success() {
-        panic!("building the scope binary failed ({}): {shown}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-    }
+    let out = cmd.output().map_err(|e| format!("cannot run {} to build scope: {e}", Path::new(&cargo).display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let bin = scope_executable(&stdout).unwrap_or_else(|| {
-        panic!(
-            "{shown} reported no `scope` executable; its output:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert!(bin.is_file(), "cargo reported {} as the scope binary, but it is not there", bin.display());
-    bin
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!("building the scope binary failed ({}): {shown}\n{stderr}", out.status));
+    }
+    let bin = scope_executable(&stdout)
+        .ok_or_else(|| format!("{shown} reported no `scope` executable; its output:\n{stdout}\n{stderr}"))?;
+    if !bin.is_file() {
+        return Err(format!("cargo reported {} as the scope binary, but it is not there", bin.display()));
+    }
+    Ok(bin)
 }
 
 /// The `executable` of the `scope` binary target among cargo's JSON messages.
