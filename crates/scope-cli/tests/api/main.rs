@@ -12,6 +12,7 @@ mod console;
 mod errors;
 mod harness;
 mod meta;
+mod metrics;
 mod prompts;
 mod revocation;
 mod secrets_and_logs;

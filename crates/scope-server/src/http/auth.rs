@@ -1,4 +1,6 @@
-//! Auth API handlers: the three token-exchange endpoints and the JWKS.
+//! Auth API handlers: the three token-exchange endpoints and the JWKS. Each
+//! exchange's outcome is counted (`scope_token_exchanges_total`), malformed
+//! requests included.
 
 use std::sync::Arc;
 
@@ -14,8 +16,15 @@ use serde_json::json;
 
 use super::extract::{read_body, ApiJson, ClientIp};
 use crate::error::AppError;
+use crate::runtime::metrics::{self, ExchangeOutcome};
 use crate::service::auth::{exchange, Credentials, IssuedToken};
 use crate::service::App;
+
+/// Counts how the exchange ended.
+fn counted(result: Result<IssuedToken, AppError>) -> Result<IssuedToken, AppError> {
+    metrics::token_exchange(ExchangeOutcome::of(&result));
+    result
+}
 
 fn token_response(t: IssuedToken) -> impl IntoResponse {
     (
@@ -35,10 +44,15 @@ pub struct SdkTokenBody {
 pub async fn sdk_token(
     State(app): State<Arc<App>>,
     ClientIp(ip): ClientIp,
-    ApiJson(b): ApiJson<SdkTokenBody>,
+    body: Result<ApiJson<SdkTokenBody>, AppError>,
 ) -> Result<impl IntoResponse, AppError> {
-    let creds = Credentials { org: Some(&b.account_id), key_id: &b.key_id, secret: &b.key_secret };
-    exchange(&app, ip, creds).await.map(token_response)
+    let result = match body {
+        Ok(ApiJson(b)) => {
+            exchange(&app, ip, Credentials { org: Some(&b.account_id), key_id: &b.key_id, secret: &b.key_secret }).await
+        }
+        Err(e) => Err(e),
+    };
+    counted(result).map(token_response)
 }
 
 #[derive(Deserialize)]
@@ -52,10 +66,16 @@ pub struct LoginBody {
 pub async fn applications_login(
     State(app): State<Arc<App>>,
     ClientIp(ip): ClientIp,
-    ApiJson(b): ApiJson<LoginBody>,
+    body: Result<ApiJson<LoginBody>, AppError>,
 ) -> Result<impl IntoResponse, AppError> {
-    let creds = Credentials { org: Some(&b.account_id), key_id: &b.client_id, secret: &b.client_secret };
-    exchange(&app, ip, creds).await.map(token_response)
+    let result = match body {
+        Ok(ApiJson(b)) => {
+            let creds = Credentials { org: Some(&b.account_id), key_id: &b.client_id, secret: &b.client_secret };
+            exchange(&app, ip, creds).await
+        }
+        Err(e) => Err(e),
+    };
+    counted(result).map(token_response)
 }
 
 #[derive(Deserialize)]
@@ -80,6 +100,10 @@ pub async fn oauth_token(
     ClientIp(ip): ClientIp,
     req: Request,
 ) -> Result<impl IntoResponse, AppError> {
+    counted(oauth_exchange(&app, ip, req).await).map(token_response)
+}
+
+async fn oauth_exchange(app: &Arc<App>, ip: std::net::IpAddr, req: Request) -> Result<IssuedToken, AppError> {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let basic = req
         .headers()
@@ -88,7 +112,7 @@ pub async fn oauth_token(
         .and_then(|h| h.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
         .map(|(_, v)| v.trim().to_owned());
-    let body = read_body(req, &app).await?;
+    let body = read_body(req, app).await?;
     if !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
         return Err(DomainError::bad_request("expected Content-Type: application/x-www-form-urlencoded").into());
     }
@@ -117,7 +141,7 @@ pub async fn oauth_token(
         _ => return Err(DomainError::bad_request("client_id and client_secret are required").into()),
     };
     let creds = Credentials { org: None, key_id: &client_id, secret: &client_secret };
-    exchange(&app, ip, creds).await.map(token_response)
+    exchange(app, ip, creds).await
 }
 
 /// `GET /.well-known/jwks.json`.

@@ -6,13 +6,14 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod meta;
+pub mod metrics;
 pub mod prompts;
 pub mod users;
 pub mod versions;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -56,6 +57,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
+        .route("/metrics", get(metrics::serve))
         .route("/.well-known/jwks.json", get(auth::jwks))
         .route("/v1/auth/sdk-token", post(auth::sdk_token))
         .route("/v1/auth/applications/login", post(auth::applications_login))
@@ -92,16 +94,23 @@ fn loggable_path(path: &str) -> &str {
 
 /// Echoes the client's `X-Request-ID` (or assigns one), and runs the request
 /// inside a span carrying it, so every log line of the request names it.
-/// Headers are never logged: they carry tokens.
+/// Headers are never logged: they carry tokens. Also counts and times the
+/// request for `/metrics`, labelled by the matched route's template (never
+/// the path: `/invite/{token}`'s path is a secret).
 async fn request_id(mut req: Request, next: Next) -> Response {
     let id =
         req.headers().get(&X_REQUEST_ID).and_then(valid_request_id).unwrap_or_else(|| ulid::Ulid::new().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", method = %req.method(), path = %loggable_path(req.uri().path()), request_id = %id);
+    let method = crate::runtime::metrics::method_label(req.method());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let mut resp = async move {
         let started = std::time::Instant::now();
         let resp = next.run(req).await;
-        tracing::debug!(status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "response");
+        let (status, elapsed) = (resp.status().as_u16(), started.elapsed());
+        tracing::debug!(status, elapsed_us = elapsed.as_micros() as u64, "response");
+        let route = route.as_ref().map(MatchedPath::as_str);
+        crate::runtime::metrics::get().observe_request(method, route, status, elapsed);
         resp
     }
     .instrument(span)

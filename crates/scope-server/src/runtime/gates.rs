@@ -5,9 +5,12 @@
 //! keeps the (small) set of keys that are revoked or have an expiry in memory.
 //! A revoke in this process updates the view before the revoke call returns;
 //! changes made by other processes (CLI, replicas) arrive by polling
-//! `key_gate_changes` every `gate_poll_interval`.
+//! `key_gate_changes` every `gate_poll_interval`. How long a revocation made
+//! elsewhere took to arrive is observed as
+//! `scope_revocation_propagation_seconds`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::RwLock;
 use scope_domain::KeyId;
@@ -22,6 +25,9 @@ struct Gate {
 #[derive(Debug, Default)]
 pub struct KeyGates {
     inner: RwLock<Inner>,
+    /// Set by the first [`apply`](KeyGates::apply): the initial load, whose
+    /// revocations are history, not news.
+    loaded: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -48,13 +54,22 @@ impl KeyGates {
         self.inner.read().last_seq
     }
 
-    /// Applies rows from the store (poll or local change).
+    /// Applies rows from the store (poll or local change). The first call is
+    /// the initial load; after it, each revocation this view did not know
+    /// observes its propagation lag (`now - revoked_at`). Revokes made here
+    /// were marked before their rows arrive, so they observe nothing.
     pub fn apply(&self, rows: &[KeyGateRow]) {
+        let initial = !self.loaded.swap(true, Ordering::Relaxed);
         if rows.is_empty() {
             return;
         }
+        let now = super::now_ms();
         let mut inner = self.inner.write();
         for r in rows {
+            let known = inner.gates.get(&r.key_id).is_some_and(|g| g.revoked);
+            if let (Some(revoked_at), true, false, false) = (r.revoked_at, r.revoked, known, initial) {
+                super::metrics::revocation_seen(revoked_at, now);
+            }
             if r.revoked || r.expires_at.is_some() {
                 inner.gates.insert(r.key_id, Gate { revoked: r.revoked, expires_at: r.expires_at });
             } else {
@@ -82,6 +97,11 @@ impl KeyGates {
         self.inner.read().gates.len()
     }
 
+    /// Revoked keys in the view (for `/metrics`; walks the view).
+    pub fn revoked_count(&self) -> usize {
+        self.inner.read().gates.values().filter(|g| g.revoked).count()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -106,5 +126,38 @@ mod tests {
         g.apply(&[KeyGateRow { key_id: c, revoked: false, revoked_at: None, expires_at: Some(50), change_seq: 7 }]);
         assert!(!g.is_active(&c, 60));
         assert_eq!(g.last_seq(), 7);
+        assert_eq!(g.revoked_count(), 1);
+    }
+
+    #[test]
+    fn only_revocations_learned_after_the_initial_load_observe_their_lag() {
+        use crate::runtime::metrics::{get, tests::sample, REVOCATION_PROPAGATION};
+        let row = |key_id, revoked_at: i64, change_seq| KeyGateRow {
+            key_id,
+            revoked: true,
+            revoked_at: Some(revoked_at),
+            expires_at: None,
+            change_seq,
+        };
+        let g = KeyGates::default();
+        let now = crate::runtime::now_ms();
+        let (old, local, remote) = (KeyId::generate(), KeyId::generate(), KeyId::generate());
+        let count = || sample(&get().render(), &format!("{REVOCATION_PROPAGATION}_count")).unwrap_or(0.0);
+        // Other tests of this process may observe revocations too, but none
+        // with a lag over 300 s: the initial load's day-old revoke would be
+        // the only sample above the last bucket.
+        let above_last_bucket = || {
+            let text = get().render();
+            let n = |series: String| sample(&text, &series).unwrap_or(0.0);
+            n(format!("{REVOCATION_PROPAGATION}_count")) - n(format!("{REVOCATION_PROPAGATION}_bucket{{le=\"300\"}}"))
+        };
+        let before = count();
+        g.apply(&[row(old, now - 86_400_000, 1)]);
+        g.mark_revoked(local);
+        g.apply(&[row(local, now, 2), row(remote, now - 300, 3)]);
+        g.apply(&[row(remote, now - 300, 4)]);
+        assert!(count() - before >= 1.0, "the revoke learned from the store is observed");
+        assert_eq!(above_last_bucket(), 0.0, "the initial load is not news");
+        assert!(!g.is_active(&old, now) && !g.is_active(&local, now) && !g.is_active(&remote, now));
     }
 }

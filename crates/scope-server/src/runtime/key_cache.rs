@@ -28,9 +28,12 @@ impl KeyCache {
         Self { capacity, map: RwLock::new(HashMap::new()) }
     }
 
-    /// `None`: not cached; `Some(None)`: known not to exist.
+    /// `None`: not cached; `Some(None)`: known not to exist. Counted as a
+    /// hit (either `Some`) or miss of the `key` cache (`/metrics`).
     pub fn get(&self, key: &KeyId) -> Option<Option<Arc<ApiKeyRow>>> {
-        self.map.read().get(key).cloned()
+        let found = self.map.read().get(key).cloned();
+        super::metrics::cache_lookup(super::metrics::Cache::Key, found.is_some());
+        found
     }
 
     pub fn insert(&self, key: KeyId, row: Option<Arc<ApiKeyRow>>) {

@@ -4,6 +4,7 @@
 
 pub mod gates;
 pub mod key_cache;
+pub mod metrics;
 pub mod prompt_cache;
 pub mod rate_limit;
 pub mod signing;

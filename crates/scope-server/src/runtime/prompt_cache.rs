@@ -68,7 +68,15 @@ impl PromptCache {
         self.generation(org)
     }
 
+    /// Counted as a hit or miss of the `prompt` cache (`/metrics`; with the
+    /// cache disabled every look-up is a miss).
     pub fn get(&self, org: OrgId, name: &str, label: Label) -> Option<Bytes> {
+        let found = self.lookup(org, name, label);
+        super::metrics::cache_lookup(super::metrics::Cache::Prompt, found.is_some());
+        found
+    }
+
+    fn lookup(&self, org: OrgId, name: &str, label: Label) -> Option<Bytes> {
         if self.ttl.is_zero() {
             return None;
         }

@@ -32,8 +32,11 @@ impl TokenCache {
         Self { capacity, map: RwLock::new(HashMap::new()) }
     }
 
+    /// Counted as a hit or miss of the `token` cache (`/metrics`).
     pub fn get(&self, token: &str) -> Option<Arc<VerifiedToken>> {
-        self.map.read().get(token).cloned()
+        let found = self.map.read().get(token).cloned();
+        super::metrics::cache_lookup(super::metrics::Cache::Token, found.is_some());
+        found
     }
 
     pub fn insert(&self, token: &str, verified: Arc<VerifiedToken>) {
