@@ -171,6 +171,7 @@ async fn seed_prompts(
             created_by: "system".into(),
             promoted_at: Some(now),
             promoted_by: Some("system".into()),
+            labels: Vec::new(),
         };
         batch.push((prompt, vec![version]));
         if batch.len() == batch_size {

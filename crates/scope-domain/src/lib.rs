@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod ids;
+pub mod labels;
 pub mod lifecycle;
 pub mod role;
 pub mod secret_format;

@@ -24,7 +24,9 @@ pub(crate) const PROMPT_SELECT: &str = "SELECT p.prompt_id, p.org_id, p.name, p.
 
 pub(crate) const VERSION_SELECT: &str = "SELECT v.version_id, v.prompt_id, v.org_id, p.name, v.version, v.content, \
      v.variables, v.status, v.prompt_type, v.metadata, p.tags, v.created_at, v.updated_at, v.created_by, \
-     v.promoted_at, v.promoted_by \
+     v.promoted_at, v.promoted_by, \
+     (SELECT string_agg(l.label, ',' ORDER BY l.label) FROM prompt_labels l WHERE l.version_id = v.version_id) \
+     AS labels \
      FROM prompt_versions v JOIN prompts p ON p.prompt_id = v.prompt_id AND p.org_id = v.org_id";
 
 pub(crate) const PROMOTION_COLUMNS: &str = "SELECT promotion_id, prompt_id, version_id, version, previous_version_id, \
@@ -317,10 +319,14 @@ pub(crate) struct RawVersion {
     pub(crate) created_by: String,
     pub(crate) promoted_at: Option<i64>,
     pub(crate) promoted_by: Option<String>,
+    /// The stored labels pointing at the version, comma-separated and
+    /// sorted (labels never contain commas); `NULL` when none.
+    pub(crate) labels: Option<String>,
 }
 
 impl RawVersion {
     pub(crate) fn into_row(self) -> StoreResult<VersionRow> {
+        let status = VersionStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?;
         Ok(VersionRow {
             version_id: parse_id(&self.version_id, "version id")?,
             prompt_id: parse_id(&self.prompt_id, "prompt id")?,
@@ -329,7 +335,7 @@ impl RawVersion {
             version: self.version,
             content: self.content,
             variables: parse_json(&self.variables, "variables")?,
-            status: VersionStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            status,
             prompt_type: self.prompt_type,
             metadata: parse_json(&self.metadata, "metadata")?,
             tags: parse_json(&self.tags, "tags")?,
@@ -338,6 +344,7 @@ impl RawVersion {
             created_by: self.created_by,
             promoted_at: self.promoted_at,
             promoted_by: self.promoted_by,
+            labels: version_labels(status == VersionStatus::Published, self.labels.as_deref()),
         })
     }
 }
@@ -552,6 +559,207 @@ pub(crate) fn check_snapshot(s: &Snapshot) -> StoreResult<()> {
         return Err(bad(format!("promotion {} names a prompt not in the export", p.promotion.promotion_id)));
     }
     Ok(())
+}
+
+// ---- releases: labels, their history, the event log ----------------------------------
+
+/// The labels of a version: `production` first when it is the published
+/// one, then the stored labels (comma-separated, sorted).
+pub(crate) fn version_labels(published: bool, stored: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    if published {
+        out.push(scope_domain::labels::PRODUCTION.to_owned());
+    }
+    out.extend(stored.unwrap_or("").split(',').filter(|l| !l.is_empty()).map(str::to_owned));
+    out
+}
+
+/// A prompt's labels: `production` from its published version, then the
+/// stored ones by name. Bind the organization and the prompt id twice
+/// (`$1`/`?1` org, `$2`/`?2` prompt).
+pub(crate) fn label_list_sql(p1: &str, p2: &str) -> String {
+    format!(
+        "SELECT 'production' AS label, version_id, version, COALESCE(promoted_at, updated_at) AS moved_at, \
+         COALESCE(promoted_by, created_by) AS moved_by, 0 AS ord \
+         FROM prompt_versions WHERE org_id = {p1} AND prompt_id = {p2} AND status = 'published' \
+         UNION ALL \
+         SELECT l.label, l.version_id, v.version, l.moved_at, l.moved_by, 1 AS ord \
+         FROM prompt_labels l JOIN prompt_versions v ON v.version_id = l.version_id \
+         WHERE l.org_id = {p1} AND l.prompt_id = {p2} \
+         ORDER BY ord, label"
+    )
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawLabel {
+    pub(crate) label: String,
+    pub(crate) version_id: String,
+    pub(crate) version: i64,
+    pub(crate) moved_at: i64,
+    pub(crate) moved_by: String,
+}
+
+impl RawLabel {
+    pub(crate) fn into_row(self) -> StoreResult<LabelRow> {
+        Ok(LabelRow {
+            label: self.label,
+            version_id: parse_id(&self.version_id, "version id")?,
+            version: self.version,
+            moved_at: self.moved_at,
+            moved_by: self.moved_by,
+        })
+    }
+}
+
+pub(crate) const LABEL_MOVE_COLUMNS: &str = "SELECT move_id, prompt_id, seq, label, kind, from_version_id, \
+     from_version, to_version_id, to_version, moved_by, moved_at, notes FROM label_moves";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawLabelMove {
+    pub(crate) move_id: String,
+    pub(crate) prompt_id: String,
+    pub(crate) seq: i64,
+    pub(crate) label: String,
+    pub(crate) kind: String,
+    pub(crate) from_version_id: Option<String>,
+    pub(crate) from_version: Option<i64>,
+    pub(crate) to_version_id: Option<String>,
+    pub(crate) to_version: Option<i64>,
+    pub(crate) moved_by: String,
+    pub(crate) moved_at: i64,
+    pub(crate) notes: Option<String>,
+}
+
+impl RawLabelMove {
+    pub(crate) fn into_row(self) -> StoreResult<LabelMoveRow> {
+        Ok(LabelMoveRow {
+            move_id: self.move_id,
+            prompt_id: parse_id(&self.prompt_id, "prompt id")?,
+            seq: self.seq,
+            label: self.label,
+            kind: LabelMoveKind::parse(&self.kind).ok_or_else(|| corrupt("label move kind"))?,
+            from_version_id: self.from_version_id.as_deref().map(|s| parse_id(s, "version id")).transpose()?,
+            from_version: self.from_version,
+            to_version_id: self.to_version_id.as_deref().map(|s| parse_id(s, "version id")).transpose()?,
+            to_version: self.to_version,
+            moved_by: self.moved_by,
+            moved_at: self.moved_at,
+            notes: self.notes,
+        })
+    }
+}
+
+pub(crate) const EVENT_COLUMNS: &str = "SELECT seq, org_id, event_type, at, data FROM events";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawEvent {
+    pub(crate) seq: i64,
+    pub(crate) org_id: String,
+    pub(crate) event_type: String,
+    pub(crate) at: i64,
+    pub(crate) data: String,
+}
+
+impl RawEvent {
+    pub(crate) fn into_row(self) -> StoreResult<EventRow> {
+        Ok(EventRow {
+            seq: self.seq,
+            org_id: parse_id(&self.org_id, "org id")?,
+            event_type: self.event_type,
+            at: self.at,
+            data: parse_json(&self.data, "event data")?,
+        })
+    }
+}
+
+/// Most rows one read of the event log returns.
+pub(crate) const MAX_EVENT_PAGE: u32 = 1000;
+
+/// An event to append to the log inside a change's transaction; the
+/// backend assigns its position. Built here so that both backends describe
+/// a change with the same fields.
+#[derive(Debug, Clone)]
+pub(crate) struct NewEvent {
+    pub(crate) org_id: scope_domain::OrgId,
+    pub(crate) event_type: &'static str,
+    pub(crate) at: i64,
+    pub(crate) data: serde_json::Value,
+}
+
+impl NewEvent {
+    fn prompt(
+        event_type: &'static str,
+        org: scope_domain::OrgId,
+        prompt: scope_domain::PromptId,
+        name: &str,
+        at: i64,
+        mut extra: serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
+        extra.insert("prompt_id".into(), prompt.to_string().into());
+        extra.insert("name".into(), name.into());
+        NewEvent { org_id: org, event_type, at, data: serde_json::Value::Object(extra) }
+    }
+
+    /// A version was created (a new prompt's v1 too).
+    pub(crate) fn version_created(v: &VersionRow, at: i64) -> Self {
+        let mut m = serde_json::Map::new();
+        m.insert("version_id".into(), v.version_id.to_string().into());
+        m.insert("version".into(), v.version.into());
+        Self::prompt("prompt.version_created", v.org_id, v.prompt_id, &v.name, at, m)
+    }
+
+    /// A version changed in place: a draft edited, or unarchived.
+    pub(crate) fn version_updated(v: &VersionRow, at: i64) -> Self {
+        let mut m = serde_json::Map::new();
+        m.insert("version_id".into(), v.version_id.to_string().into());
+        m.insert("version".into(), v.version.into());
+        Self::prompt("prompt.version_updated", v.org_id, v.prompt_id, &v.name, at, m)
+    }
+
+    /// A version was archived (on its own, or replaced in production).
+    pub(crate) fn version_archived(v: &VersionRow, at: i64) -> Self {
+        let mut m = serde_json::Map::new();
+        m.insert("version_id".into(), v.version_id.to_string().into());
+        m.insert("version".into(), v.version.into());
+        Self::prompt("prompt.version_archived", v.org_id, v.prompt_id, &v.name, at, m)
+    }
+
+    /// A label moved: `to` is the version it now points at (`None`:
+    /// removed), `from` where it pointed before.
+    pub(crate) fn label_moved(
+        org: scope_domain::OrgId,
+        prompt: scope_domain::PromptId,
+        name: &str,
+        label: &str,
+        from: Option<(scope_domain::VersionId, i64)>,
+        to: Option<(scope_domain::VersionId, i64)>,
+        at: i64,
+    ) -> Self {
+        let mut m = serde_json::Map::new();
+        m.insert("label".into(), label.into());
+        m.insert("version_id".into(), to.map(|(id, _)| id.to_string()).into());
+        m.insert("version".into(), to.map(|(_, n)| n).into());
+        m.insert("previous_version_id".into(), from.map(|(id, _)| id.to_string()).into());
+        m.insert("previous_version".into(), from.map(|(_, n)| n).into());
+        Self::prompt("prompt.label_moved", org, prompt, name, at, m)
+    }
+
+    /// The prompt's description or tags changed (every version's `tags`).
+    pub(crate) fn prompt_updated(org: scope_domain::OrgId, prompt: scope_domain::PromptId, name: &str, at: i64) -> Self {
+        Self::prompt("prompt.updated", org, prompt, name, at, serde_json::Map::new())
+    }
+
+    /// The prompt was deleted with its versions.
+    pub(crate) fn prompt_deleted(org: scope_domain::OrgId, prompt: scope_domain::PromptId, name: &str, at: i64) -> Self {
+        Self::prompt("prompt.deleted", org, prompt, name, at, serde_json::Map::new())
+    }
+
+    /// An API key was revoked.
+    pub(crate) fn key_revoked(org: scope_domain::OrgId, key: scope_domain::KeyId, at: i64) -> Self {
+        let mut m = serde_json::Map::new();
+        m.insert("key_id".into(), key.to_string().into());
+        NewEvent { org_id: org, event_type: "api_key.revoked", at, data: serde_json::Value::Object(m) }
+    }
 }
 
 #[cfg(test)]

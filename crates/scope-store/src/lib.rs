@@ -352,6 +352,105 @@ pub trait Store: Send + Sync + 'static {
     /// Newest first.
     async fn list_promotions(&self, org: OrgId, prompt: PromptId, query: &PageQuery) -> StoreResult<Vec<PromotionRow>>;
 
+    // ---- labels (SPEC §9) ------------------------------------------------------------
+    //
+    // Default bodies only so that wrapping stores keep compiling; every
+    // backend implements them all, and a wrapper must forward them.
+
+    /// Where the prompt's labels point: `production` (its published
+    /// version, if any) first, then the others by name. `latest` is
+    /// computed and not listed.
+    async fn list_labels(&self, org: OrgId, prompt: PromptId) -> StoreResult<Vec<LabelRow>> {
+        let _ = (org, prompt);
+        Err(StoreError::Internal("labels are not supported by this store".into()))
+    }
+
+    /// Moves a label, or removes it (`req.to = None`), in one transaction
+    /// with its history row, the audit row and an event; returns the
+    /// version it now points at (`None` after a removal).
+    ///
+    /// - `production` is a promotion (as [`promote`](Self::promote), also
+    ///   recorded in the promotion history); it cannot be removed.
+    /// - Any other label points at a draft or published version
+    ///   (`Domain(conflict)` for an archived one).
+    /// - Moving a label where it already points changes and records
+    ///   nothing. Removing a label the prompt does not have: `Domain(not
+    ///   found)`; a version that is not one of the prompt's: `Domain(not
+    ///   found)`. With `if_current`, `Conflict` unless the label points
+    ///   there now (checked inside the transaction).
+    /// - Concurrent moves of one label serialize: each is recorded with
+    ///   the version it replaced, so the history is a chain.
+    ///
+    /// Who may move which label (protected labels) is checked by the caller.
+    async fn move_label(
+        &self,
+        org: OrgId,
+        prompt: PromptId,
+        req: &MoveLabelRequest,
+        audit: &AuditRow,
+    ) -> StoreResult<Option<VersionRow>> {
+        let _ = (org, prompt, req, audit);
+        Err(StoreError::Internal("labels are not supported by this store".into()))
+    }
+
+    /// The prompt's label moves (every promotion included), newest first,
+    /// optionally of one label (cursor: the last row's `seq`).
+    async fn list_label_moves(
+        &self,
+        org: OrgId,
+        prompt: PromptId,
+        query: &LabelMoveQuery,
+    ) -> StoreResult<Vec<LabelMoveRow>> {
+        let _ = (org, prompt, query);
+        Err(StoreError::Internal("labels are not supported by this store".into()))
+    }
+
+    /// The labels only admins may move in `org`, sorted (none by default).
+    async fn protected_labels(&self, org: OrgId) -> StoreResult<Vec<String>> {
+        let _ = org;
+        Err(StoreError::Internal("labels are not supported by this store".into()))
+    }
+
+    /// Replaces the protected labels of `org`, with the audit row.
+    async fn set_protected_labels(&self, org: OrgId, labels: &[String], audit: &AuditRow) -> StoreResult<()> {
+        let _ = (org, labels, audit);
+        Err(StoreError::Internal("labels are not supported by this store".into()))
+    }
+
+    // ---- the event log -------------------------------------------------------------------
+    //
+    // Every change to a prompt, a version, a label or a key's revocation
+    // appends an event in its own transaction. Positions (`seq`) increase in
+    // commit order and are never reused, so a reader that has seen position
+    // n and reads past it never misses a later commit.
+
+    /// Events of `org` after position `after_seq`, ascending, at most
+    /// `limit` (1–1000).
+    async fn list_events(&self, org: OrgId, after_seq: i64, limit: u32) -> StoreResult<Vec<EventRow>> {
+        let _ = (org, after_seq, limit);
+        Err(StoreError::Internal("the event log is not supported by this store".into()))
+    }
+
+    /// Events of every organization after `after_seq`, ascending, at most
+    /// `limit` (1–1000): for a process's fan-out to its streams, which
+    /// hands each event to its own organization's streams only.
+    async fn event_feed(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<EventRow>> {
+        let _ = (after_seq, limit);
+        Err(StoreError::Internal("the event log is not supported by this store".into()))
+    }
+
+    /// How far the log was pruned and its highest position.
+    async fn event_bounds(&self) -> StoreResult<EventBounds> {
+        Err(StoreError::Internal("the event log is not supported by this store".into()))
+    }
+
+    /// Deletes events older than `before_ms` (retention) and raises the
+    /// pruned-through mark; returns how many.
+    async fn prune_events(&self, before_ms: i64) -> StoreResult<u64> {
+        let _ = before_ms;
+        Err(StoreError::Internal("the event log is not supported by this store".into()))
+    }
+
     // ---- signing keys --------------------------------------------------------------
 
     /// All signing keys, newest first.

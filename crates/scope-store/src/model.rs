@@ -237,6 +237,10 @@ pub struct VersionRow {
     pub created_by: String,
     pub promoted_at: Option<i64>,
     pub promoted_by: Option<String>,
+    /// The labels pointing at it, sorted, `production` first when it is
+    /// the published version (`latest` is computed and never listed).
+    /// Ignored when written.
+    pub labels: Vec<String>,
 }
 
 /// A version to create. Unset fields come from `copy_from` when given, else
@@ -357,6 +361,128 @@ pub struct Snapshot {
     pub signing_keys: Vec<SigningKeyRow>,
 }
 
+/// Where a label points (SPEC §9). `production` is listed from the
+/// published version (`moved_at`/`moved_by`: its promotion); `latest` is
+/// computed and never listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelRow {
+    pub label: String,
+    pub version_id: VersionId,
+    pub version: i64,
+    pub moved_at: i64,
+    /// `usr_…`, `key_…` or `system`.
+    pub moved_by: String,
+}
+
+/// How a label came to move, as recorded in its history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelMoveKind {
+    /// Pointed at a version (for `production`: a promotion).
+    Move,
+    /// Moved back to where it pointed before its last move.
+    Rollback,
+    /// Removed (`to` is empty).
+    Remove,
+}
+
+impl LabelMoveKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabelMoveKind::Move => "move",
+            LabelMoveKind::Rollback => "rollback",
+            LabelMoveKind::Remove => "remove",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "move" => Some(Self::Move),
+            "rollback" => Some(Self::Rollback),
+            "remove" => Some(Self::Remove),
+            _ => None,
+        }
+    }
+}
+
+/// Moves (or removes) one label of a prompt, in one transaction with its
+/// history row, audit row and event.
+#[derive(Debug, Clone)]
+pub struct MoveLabelRequest {
+    /// Valid and not `latest` (checked by the caller with
+    /// `scope_domain::labels`).
+    pub label: String,
+    /// The version it is to point at; `None` removes it (never
+    /// `production`).
+    pub to: Option<VersionId>,
+    pub kind: LabelMoveKind,
+    /// Only if the label now points here (`Some(None)`: only if it does not
+    /// exist); `Conflict` otherwise. For rollbacks, so that a move made in
+    /// between is not undone blindly.
+    pub if_current: Option<Option<VersionId>>,
+    pub notes: Option<String>,
+    /// `production` only: archive the version it replaces (else: draft).
+    pub archive_previous: bool,
+    /// `usr_…`, `key_…` or `system`.
+    pub actor: String,
+    pub now_ms: i64,
+    /// Id of the history row (`lbm_…`).
+    pub move_id: String,
+    /// `production` only: id of the promotion-history row (`prm_…`).
+    pub promotion_id: String,
+}
+
+/// One move of a label: the release log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelMoveRow {
+    /// `lbm_…`.
+    pub move_id: String,
+    pub prompt_id: PromptId,
+    /// Position in the prompt's history, in commit order (the cursor).
+    pub seq: i64,
+    pub label: String,
+    pub kind: LabelMoveKind,
+    pub from_version_id: Option<VersionId>,
+    pub from_version: Option<i64>,
+    pub to_version_id: Option<VersionId>,
+    pub to_version: Option<i64>,
+    pub moved_by: String,
+    pub moved_at: i64,
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LabelMoveQuery {
+    /// Cursor: the last row's `seq`.
+    pub page: PageQuery,
+    /// Only this label's moves.
+    pub label: Option<String>,
+}
+
+/// One entry of the durable event log: what changed, for live streams (and
+/// later webhooks). Written in the transaction of the change it describes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    /// Position in the log: increasing in commit order, never reused.
+    pub seq: i64,
+    pub org_id: OrgId,
+    /// `prompt.version_created`, `prompt.label_moved`, …
+    pub event_type: String,
+    pub at: i64,
+    /// The event's own fields (`prompt_id`, `name`, `label`, `version_id`,
+    /// `key_id`, …), a JSON object.
+    pub data: serde_json::Value,
+}
+
+/// The extent of the event log, for readers resuming from a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EventBounds {
+    /// Events up to here may have been pruned: a reader resuming from below
+    /// may have missed some.
+    pub pruned_through: i64,
+    /// The highest position written (0: none yet). A reader resuming from
+    /// above holds a position of another log.
+    pub head: i64,
+}
+
 /// A change made by some process on the database, pushed by backends that
 /// can (PostgreSQL `LISTEN`/`NOTIFY`), so that every replica's in-memory views
 /// follow at once instead of at the next poll.
@@ -368,6 +494,9 @@ pub enum Change {
     Prompts(OrgId),
     /// A signing key was added or retired.
     SigningKeys,
+    /// Entries were added to the event log: read it past the last seen
+    /// position.
+    Events,
     /// The feed is connected (again): anything may have been missed while it
     /// was not, so resynchronize every view.
     Resync,

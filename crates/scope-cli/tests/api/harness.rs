@@ -1,15 +1,24 @@
 //! The test harness: a real `scope serve` process on an ephemeral port over a
-//! temporary SQLite file, plus small HTTP helpers.
+//! database of its own, plus small HTTP helpers.
 //!
-//! Every test starts its own server (start-up takes a fraction of a second),
-//! so tests share nothing and run in parallel. The server's stderr (its log)
-//! and stdout are captured in the background for the log-leak tests.
+//! Every test starts its own server (start-up takes a fraction of a second)
+//! on its own database, so tests share nothing and run in parallel. The
+//! server's stderr (its log) and stdout are captured in the background for
+//! the log-leak tests.
+//!
+//! The backend is chosen by `SCOPE_TEST_DATABASE`: `sqlite` (the default) is
+//! a temporary SQLite file per test; `postgres` is a fresh database per test
+//! on the PostgreSQL cluster of `scope_testkit::pg::PgCluster::shared()` (the
+//! server named by `SCOPE_TEST_PG_URL`, else a throwaway cluster started for
+//! the test process).
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use scope_testkit::pg::PgCluster;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
@@ -56,35 +65,187 @@ impl OrgCreds {
     }
 }
 
-/// A temporary directory holding `scope.db`; shared by servers started on
-/// the same database.
+/// The database backend the servers of this test run use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// `SCOPE_TEST_DATABASE`: `sqlite` (default, also when unset or empty)
+    /// or `postgres`; anything else fails the test rather than silently
+    /// testing the default.
+    pub fn current() -> Backend {
+        static BACKEND: OnceLock<Result<Backend, String>> = OnceLock::new();
+        let chosen = BACKEND.get_or_init(|| match std::env::var("SCOPE_TEST_DATABASE") {
+            Err(std::env::VarError::NotPresent) => Ok(Backend::Sqlite),
+            Ok(v) => match v.trim() {
+                "" | "sqlite" => Ok(Backend::Sqlite),
+                "postgres" | "postgresql" => Ok(Backend::Postgres),
+                other => Err(format!("SCOPE_TEST_DATABASE={other:?}: expected `sqlite` or `postgres`")),
+            },
+            Err(e) => Err(format!("SCOPE_TEST_DATABASE: {e}")),
+        });
+        match chosen {
+            Ok(b) => *b,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The name the server reports for it (`Store::backend`, the
+    /// `backend` label of `scope_build_info`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// The database of one test, shared by the servers started on it
+/// (`same_database_as`): a temporary SQLite file, or a fresh PostgreSQL
+/// database (dropped again when the last server and CLI run are done).
 pub struct DataDir {
+    /// The SQLite file's directory (unused, but harmless, on PostgreSQL).
     dir: tempfile::TempDir,
     pub db_url: String,
+    pub backend: Backend,
+    /// Whether the PostgreSQL database was created here (and so is dropped
+    /// here), rather than given by the test.
+    owned: bool,
 }
 
 impl DataDir {
-    fn new() -> Self {
+    /// A new, empty database on `backend`.
+    fn new(backend: Backend) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db_url = format!("sqlite://{}", dir.path().join("scope.db").display());
-        Self { dir, db_url }
+        let db_url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("scope.db").display()),
+            Backend::Postgres => PgCluster::shared().fresh_database(),
+        };
+        Self { dir, db_url, backend, owned: true }
     }
 
-    pub fn db_path(&self) -> PathBuf {
+    /// A database the test provides (say, on a PostgreSQL cluster of its
+    /// own), used as it is and never dropped here.
+    fn given(db_url: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let backend = if db_url.starts_with("postgres://") || db_url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        Self { dir, db_url: db_url.to_owned(), backend, owned: false }
+    }
+
+    fn sqlite_path(&self) -> PathBuf {
         self.dir.path().join("scope.db")
     }
 
-    /// The database file and its WAL (and shared-memory index), as bytes.
+    /// Everything the database holds, as bytes, for tests that check what is
+    /// (never) stored.
+    ///
+    /// SQLite: the database file and its WAL (and shared-memory index and
+    /// journal), raw. PostgreSQL: `pg_dump --data-only` of the database
+    /// (every row of every table, as text), followed by the decoded bytes of
+    /// every `\x…` hex literal in it, so that text kept in a `bytea` column
+    /// shows as itself as it would in the SQLite file.
     pub fn database_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let p = PathBuf::from(format!("{}{suffix}", self.db_path().display()));
-            if let Ok(b) = std::fs::read(&p) {
-                out.extend_from_slice(&b);
+        match self.backend {
+            Backend::Sqlite => {
+                let mut out = Vec::new();
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let p = PathBuf::from(format!("{}{suffix}", self.sqlite_path().display()));
+                    if let Ok(b) = std::fs::read(&p) {
+                        out.extend_from_slice(&b);
+                    }
+                }
+                out
+            }
+            Backend::Postgres => {
+                let out = Command::new(pg_program("pg_dump"))
+                    .args(["--data-only", "--no-owner", "--no-privileges", "--dbname"])
+                    .arg(&self.db_url)
+                    .stdin(Stdio::null())
+                    .output()
+                    .expect("run pg_dump");
+                assert!(out.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+                let mut bytes = out.stdout;
+                let decoded = decode_hex_literals(&bytes);
+                bytes.push(b'\n');
+                bytes.extend_from_slice(&decoded);
+                bytes
             }
         }
-        out
     }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if self.backend != Backend::Postgres || !self.owned {
+            return;
+        }
+        // Best effort and silent (this may run while a failed test unwinds):
+        // the databases of a run would otherwise pile up on a long-lived
+        // server named by SCOPE_TEST_PG_URL.
+        let Some((server, name)) = self.db_url.rsplit_once('/') else { return };
+        let _ = Command::new(pg_program("psql"))
+            .args(["-X", "-q", "-d", &format!("{server}/postgres"), "-c"])
+            .arg(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .env("PGCONNECT_TIMEOUT", "10")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A PostgreSQL client program: from `SCOPE_TEST_PG_BIN` when set (as the
+/// test kit does), else from the highest `/usr/lib/postgresql/<version>/bin`
+/// (`pg_dump` must not be older than the server), else from `PATH`.
+fn pg_program(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("SCOPE_TEST_PG_BIN").filter(|d| !d.is_empty()) {
+        return Path::new(&dir).join(name);
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let program = e.path().join("bin").join(name);
+            program.is_file().then_some((version, program))
+        })
+        .collect();
+    found.sort();
+    found.pop().map_or_else(|| PathBuf::from(name), |(_, p)| p)
+}
+
+/// The bytes written as `\x` + hex digits (how `pg_dump` prints `bytea`),
+/// decoded and concatenated, one literal per line.
+fn decode_hex_literals(text: &[u8]) -> Vec<u8> {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 1 < text.len() {
+        if text[i] == b'\\' && text[i + 1] == b'x' {
+            let start = i + 2;
+            let mut end = start;
+            while end < text.len() && hex(text[end]).is_some() {
+                end += 1;
+            }
+            let digits = &text[start..start + (end - start) / 2 * 2];
+            if !digits.is_empty() {
+                out.extend(digits.chunks(2).filter_map(|p| Some((hex(p[0])? << 4) | hex(p[1])?)));
+                out.push(b'\n');
+            }
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    out
 }
 
 /// A `Command` for the binary with no `SCOPE_*` variables inherited from
@@ -121,12 +282,32 @@ pub fn run_scope_json(db_url: &str, args: &[&str]) -> Value {
 pub struct ServerBuilder {
     envs: Vec<(String, String)>,
     shared: Option<(Arc<DataDir>, OrgCreds)>,
+    /// Where a new database goes; `SCOPE_TEST_DATABASE` by default.
+    backend: Option<Backend>,
+    /// A database the test made itself.
+    database_url: Option<String>,
 }
 
 impl ServerBuilder {
     /// An environment variable for the server process.
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.envs.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    /// A new database on `backend` whatever `SCOPE_TEST_DATABASE` says, for
+    /// tests about one backend in particular.
+    #[allow(dead_code)] // until such a test exists
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Serve (and `scope init`) the database at `url`, which the test made
+    /// and still owns.
+    #[allow(dead_code)] // until such a test exists
+    pub fn database_url(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_owned());
         self
     }
 
@@ -145,7 +326,10 @@ impl ServerBuilder {
         let (data, org) = match self.shared {
             Some(s) => s,
             None => {
-                let data = Arc::new(DataDir::new());
+                let data = Arc::new(match &self.database_url {
+                    Some(url) => DataDir::given(url),
+                    None => DataDir::new(self.backend.unwrap_or_else(Backend::current)),
+                });
                 let v = run_scope_json(
                     &data.db_url,
                     &["init", "--org-name", "Acme", "--admin-email", "admin@acme.test", "--json"],
@@ -246,7 +430,7 @@ pub struct Key {
 
 impl TestServer {
     pub fn builder() -> ServerBuilder {
-        ServerBuilder { envs: Vec::new(), shared: None }
+        ServerBuilder { envs: Vec::new(), shared: None, backend: None, database_url: None }
     }
 
     pub async fn start() -> TestServer {
@@ -259,6 +443,10 @@ impl TestServer {
 
     pub fn db_url(&self) -> &str {
         &self.data.db_url
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.data.backend
     }
 
     /// Everything the server wrote to stderr (its log) and stdout so far.

@@ -1,6 +1,8 @@
 //! Integration tests of the `scope` server: each test starts the real binary
-//! (`scope init` + `scope serve` on an ephemeral port over a temporary SQLite
-//! file) and talks HTTP to it. One test binary, modules by concern.
+//! (`scope init` + `scope serve` on an ephemeral port over a database of its
+//! own: a temporary SQLite file, or with `SCOPE_TEST_DATABASE=postgres` a
+//! fresh PostgreSQL database) and talks HTTP to it. One test binary, modules
+//! by concern.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

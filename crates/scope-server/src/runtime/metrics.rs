@@ -638,6 +638,53 @@ impl Store for MeteredStore {
         timed!("list_promotions", self.inner.list_promotions(org, prompt, query))
     }
 
+    async fn list_labels(&self, org: OrgId, prompt: PromptId) -> StoreResult<Vec<scope_store::LabelRow>> {
+        timed!("list_labels", self.inner.list_labels(org, prompt))
+    }
+
+    async fn move_label(
+        &self,
+        org: OrgId,
+        prompt: PromptId,
+        req: &scope_store::MoveLabelRequest,
+        audit: &AuditRow,
+    ) -> StoreResult<Option<VersionRow>> {
+        timed!("move_label", self.inner.move_label(org, prompt, req, audit))
+    }
+
+    async fn list_label_moves(
+        &self,
+        org: OrgId,
+        prompt: PromptId,
+        query: &scope_store::LabelMoveQuery,
+    ) -> StoreResult<Vec<scope_store::LabelMoveRow>> {
+        timed!("list_label_moves", self.inner.list_label_moves(org, prompt, query))
+    }
+
+    async fn protected_labels(&self, org: OrgId) -> StoreResult<Vec<String>> {
+        timed!("protected_labels", self.inner.protected_labels(org))
+    }
+
+    async fn set_protected_labels(&self, org: OrgId, labels: &[String], audit: &AuditRow) -> StoreResult<()> {
+        timed!("set_protected_labels", self.inner.set_protected_labels(org, labels, audit))
+    }
+
+    async fn list_events(&self, org: OrgId, after_seq: i64, limit: u32) -> StoreResult<Vec<scope_store::EventRow>> {
+        timed!("list_events", self.inner.list_events(org, after_seq, limit))
+    }
+
+    async fn event_feed(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<scope_store::EventRow>> {
+        timed!("event_feed", self.inner.event_feed(after_seq, limit))
+    }
+
+    async fn event_bounds(&self) -> StoreResult<scope_store::EventBounds> {
+        timed!("event_bounds", self.inner.event_bounds())
+    }
+
+    async fn prune_events(&self, before_ms: i64) -> StoreResult<u64> {
+        timed!("prune_events", self.inner.prune_events(before_ms))
+    }
+
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRow>> {
         timed!("list_signing_keys", self.inner.list_signing_keys())
     }

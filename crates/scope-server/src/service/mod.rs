@@ -220,6 +220,8 @@ impl App {
             Change::KeyGates => self.poll_gates_logged().await,
             Change::Prompts(org) => self.prompts.invalidate_org(org),
             Change::SigningKeys => self.refresh_signing_logged().await,
+            // Read by the event fan-out (next change); nothing cached here.
+            Change::Events => {}
             Change::Resync => {
                 tracing::info!("change feed listening");
                 self.prompts.invalidate_all();

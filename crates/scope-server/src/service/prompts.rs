@@ -161,6 +161,7 @@ pub async fn create(app: &App, p: &Principal, req: NewPrompt) -> Result<(PromptS
         created_by: p.actor.id(),
         promoted_at: None,
         promoted_by: None,
+        labels: Vec::new(),
     };
     let ev = audit::event(p, "prompt.created", prompt.prompt_id, json!({"name": prompt.name}));
     app.store.create_prompt(&prompt, &v1, &ev).await?;

@@ -542,6 +542,7 @@ pub fn read_snapshot(input: impl BufRead) -> Result<(Snapshot, Counts), Transfer
                     created_by,
                     promoted_at,
                     promoted_by,
+                    labels: Vec::new(),
                 })
             }
             Line::Promotion {
@@ -657,6 +658,7 @@ mod tests {
                 created_by: "system".into(),
                 promoted_at: Some(4),
                 promoted_by: Some("system".into()),
+                labels: Vec::new(),
             }],
             ..Snapshot::default()
         }

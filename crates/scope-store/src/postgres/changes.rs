@@ -6,7 +6,8 @@
 //!
 //! Payloads: `gates` (a key was revoked or given an expiry),
 //! `prompts:<org_id>` (a prompt, version or promotion of that organization),
-//! `signing_keys` (a signing key was added or retired). Unknown payloads —
+//! `signing_keys` (a signing key was added or retired), `events` (entries
+//! were appended to the event log). Unknown payloads —
 //! from a newer server sharing the database — are ignored.
 
 use std::time::Duration;
@@ -30,6 +31,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 const GATES: &str = "gates";
 const SIGNING_KEYS: &str = "signing_keys";
+const EVENTS: &str = "events";
 const PROMPTS_PREFIX: &str = "prompts:";
 
 // ---- announcing (inside write transactions) -------------------------------------------
@@ -54,10 +56,16 @@ pub(super) async fn signing_keys_changed(conn: &mut PgConnection) -> StoreResult
     notify(conn, SIGNING_KEYS).await
 }
 
+/// Entries were appended to the event log.
+pub(super) async fn events_changed(conn: &mut PgConnection) -> StoreResult<()> {
+    notify(conn, EVENTS).await
+}
+
 fn parse(payload: &str) -> Option<Change> {
     match payload {
         GATES => Some(Change::KeyGates),
         SIGNING_KEYS => Some(Change::SigningKeys),
+        EVENTS => Some(Change::Events),
         _ => payload.strip_prefix(PROMPTS_PREFIX)?.parse::<OrgId>().ok().map(Change::Prompts),
     }
 }
@@ -206,6 +214,7 @@ mod tests {
         let org = OrgId::generate();
         assert_eq!(parse("gates"), Some(Change::KeyGates));
         assert_eq!(parse("signing_keys"), Some(Change::SigningKeys));
+        assert_eq!(parse("events"), Some(Change::Events));
         assert_eq!(parse(&format!("prompts:{org}")), Some(Change::Prompts(org)));
         assert_eq!(parse("prompts:nope"), None);
         assert_eq!(parse("something_new"), None);

@@ -211,6 +211,7 @@ pub(super) async fn revoke_api_key(
         return Ok(row);
     }
     insert_audit(&mut tx, audit).await?;
+    super::events::append(&mut tx, &[NewEvent::key_revoked(org, key, now_ms)]).await?;
     tx.commit().await.db()?;
     Ok(row)
 }

@@ -12,7 +12,9 @@
 //! - a transaction-scoped advisory lock ([`GATE_LOCK`]) before assigning a key
 //!   gate sequence number, so numbers are handed out in commit order and a
 //!   poller that has seen number n never misses a later commit below n;
-//! - another ([`SIGNING_LOCK`]) around signing-key rotation.
+//! - another ([`SIGNING_LOCK`]) around signing-key rotation;
+//! - another ([`EVENT_LOCK`]), the last lock any transaction takes, before
+//!   appending to the event log, for the same reason as the gate lock.
 //!
 //! Writes that change what replicas cache also `pg_notify` (see
 //! [`changes`]), delivered when they commit.
@@ -23,7 +25,9 @@
 
 mod audit;
 mod changes;
+mod events;
 mod keys;
+mod labels;
 mod prompts;
 mod signing_keys;
 mod transfer;
@@ -49,6 +53,10 @@ const GATE_LOCK: i64 = 0x5C09_E000_0002;
 /// Transaction-scoped advisory lock taken before retiring and inserting
 /// signing keys, so two replicas rotating at once leave one active key.
 const SIGNING_LOCK: i64 = 0x5C09_E000_0003;
+/// Transaction-scoped advisory lock taken, last, before appending to the
+/// event log, so positions are handed out in commit order (`events.rs`).
+/// (`0x…0004` is kept for the token-revocation lock.)
+const EVENT_LOCK: i64 = 0x5C09_E000_0005;
 
 /// Largest number of bound parameters PostgreSQL accepts in one statement.
 const MAX_BIND_PARAMS: usize = 65_535;
@@ -518,6 +526,55 @@ impl Store for PgStore {
 
     async fn list_promotions(&self, org: OrgId, prompt: PromptId, query: &PageQuery) -> StoreResult<Vec<PromotionRow>> {
         prompts::list_promotions(self, org, prompt, query).await
+    }
+
+    // ---- labels and the event log ------------------------------------------------------
+
+    async fn list_labels(&self, org: OrgId, prompt: PromptId) -> StoreResult<Vec<LabelRow>> {
+        labels::list_labels(self, org, prompt).await
+    }
+
+    async fn move_label(
+        &self,
+        org: OrgId,
+        prompt: PromptId,
+        req: &MoveLabelRequest,
+        audit: &AuditRow,
+    ) -> StoreResult<Option<VersionRow>> {
+        labels::move_label(self, org, prompt, req, audit).await
+    }
+
+    async fn list_label_moves(
+        &self,
+        org: OrgId,
+        prompt: PromptId,
+        query: &LabelMoveQuery,
+    ) -> StoreResult<Vec<LabelMoveRow>> {
+        labels::list_label_moves(self, org, prompt, query).await
+    }
+
+    async fn protected_labels(&self, org: OrgId) -> StoreResult<Vec<String>> {
+        labels::protected_labels(self, org).await
+    }
+
+    async fn set_protected_labels(&self, org: OrgId, labels: &[String], audit: &AuditRow) -> StoreResult<()> {
+        labels::set_protected_labels(self, org, labels, audit).await
+    }
+
+    async fn list_events(&self, org: OrgId, after_seq: i64, limit: u32) -> StoreResult<Vec<EventRow>> {
+        events::list_events(self, org, after_seq, limit).await
+    }
+
+    async fn event_feed(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<EventRow>> {
+        events::event_feed(self, after_seq, limit).await
+    }
+
+    async fn event_bounds(&self) -> StoreResult<EventBounds> {
+        events::event_bounds(self).await
+    }
+
+    async fn prune_events(&self, before_ms: i64) -> StoreResult<u64> {
+        events::prune_events(self, before_ms).await
     }
 
     // ---- signing keys ------------------------------------------------------------------

@@ -17,11 +17,15 @@
 //! - `keys.rs`: API keys, their usage counters and gates, bulk key import;
 //! - `prompts.rs`: prompts, versions, promotions, bulk prompt import;
 //! - `signing_keys.rs`: the token-signing keys;
+//! - `labels.rs`: labels of versions, their history, protected labels;
+//! - `events.rs`: the event log every change appends to;
 //! - `audit.rs`: the audit log;
 //! - `transfer.rs`: export and import of a whole deployment.
 
 mod audit;
+mod events;
 mod keys;
+mod labels;
 mod prompts;
 mod signing_keys;
 mod transfer;
@@ -473,6 +477,55 @@ impl Store for SqliteStore {
 
     async fn list_promotions(&self, org: OrgId, prompt: PromptId, query: &PageQuery) -> StoreResult<Vec<PromotionRow>> {
         prompts::list_promotions(self, org, prompt, query).await
+    }
+
+    // ---- labels and the event log ------------------------------------------------------
+
+    async fn list_labels(&self, org: OrgId, prompt: PromptId) -> StoreResult<Vec<LabelRow>> {
+        labels::list_labels(self, org, prompt).await
+    }
+
+    async fn move_label(
+        &self,
+        org: OrgId,
+        prompt: PromptId,
+        req: &MoveLabelRequest,
+        audit: &AuditRow,
+    ) -> StoreResult<Option<VersionRow>> {
+        labels::move_label(self, org, prompt, req, audit).await
+    }
+
+    async fn list_label_moves(
+        &self,
+        org: OrgId,
+        prompt: PromptId,
+        query: &LabelMoveQuery,
+    ) -> StoreResult<Vec<LabelMoveRow>> {
+        labels::list_label_moves(self, org, prompt, query).await
+    }
+
+    async fn protected_labels(&self, org: OrgId) -> StoreResult<Vec<String>> {
+        labels::protected_labels(self, org).await
+    }
+
+    async fn set_protected_labels(&self, org: OrgId, labels: &[String], audit: &AuditRow) -> StoreResult<()> {
+        labels::set_protected_labels(self, org, labels, audit).await
+    }
+
+    async fn list_events(&self, org: OrgId, after_seq: i64, limit: u32) -> StoreResult<Vec<EventRow>> {
+        events::list_events(self, org, after_seq, limit).await
+    }
+
+    async fn event_feed(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<EventRow>> {
+        events::event_feed(self, after_seq, limit).await
+    }
+
+    async fn event_bounds(&self) -> StoreResult<EventBounds> {
+        events::event_bounds(self).await
+    }
+
+    async fn prune_events(&self, before_ms: i64) -> StoreResult<u64> {
+        events::prune_events(self, before_ms).await
     }
 
     // ---- signing keys ------------------------------------------------------------------

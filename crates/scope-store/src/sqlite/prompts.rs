@@ -5,19 +5,23 @@
 //! Version numbers come from the prompt's `next_version` (never reused);
 //! "exactly one published version per prompt" is guarded by a partial unique
 //! index and by the single writer's `BEGIN IMMEDIATE` transactions.
+//!
+//! Every change appends what it did to the event log (`events.rs`) inside
+//! its transaction; a promotion is also a move of the `production` label
+//! (`labels.rs` moves the others and calls [`promote_in_tx`] for it).
 
 use scope_domain::{DomainError, OrgId, PromptId, VersionId, VersionStatus};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::{insert_audit, DbResult, SqliteStore, IMPORT_BATCH_ROWS};
+use super::{events, insert_audit, DbResult, SqliteStore, IMPORT_BATCH_ROWS};
 use crate::common::*;
 use crate::model::*;
 use crate::{StoreError, StoreResult};
 
 // ---- statements shared by several methods --------------------------------------------
 
-async fn fetch_version(
+pub(super) async fn fetch_version(
     conn: &mut SqliteConnection,
     org: OrgId,
     prompt: PromptId,
@@ -55,7 +59,12 @@ async fn version_status(
     VersionStatus::parse(&status).ok_or_else(|| corrupt("status"))
 }
 
-async fn touch_prompt(conn: &mut SqliteConnection, org: OrgId, prompt: PromptId, now_ms: i64) -> StoreResult<()> {
+pub(super) async fn touch_prompt(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    prompt: PromptId,
+    now_ms: i64,
+) -> StoreResult<()> {
     sqlx::query("UPDATE prompts SET updated_at = ?1 WHERE org_id = ?2 AND prompt_id = ?3")
         .bind(now_ms)
         .bind(org.to_string())
@@ -111,6 +120,9 @@ pub(super) async fn create_prompt(
     .await
     .db()?;
     insert_audit(&mut tx, audit).await?;
+    let created =
+        VersionRow { prompt_id: prompt.prompt_id, org_id: prompt.org_id, name: prompt.name.clone(), ..v1.clone() };
+    events::append(&mut tx, &[NewEvent::version_created(&created, v1.created_at)]).await?;
     tx.commit().await.db()
 }
 
@@ -200,6 +212,8 @@ pub(super) async fn update_prompt(
         return Err(StoreError::NotFound);
     }
     insert_audit(&mut tx, audit).await?;
+    let name = prompt_name(&mut tx, org, prompt).await?;
+    events::append(&mut tx, &[NewEvent::prompt_updated(org, prompt, &name, now_ms)]).await?;
     tx.commit().await.db()
 }
 
@@ -210,6 +224,7 @@ pub(super) async fn delete_prompt(
     audit: &AuditRow,
 ) -> StoreResult<()> {
     let mut tx = store.begin().await?;
+    let name = prompt_name(&mut tx, org, prompt).await?;
     let n = sqlx::query("DELETE FROM prompts WHERE org_id = ?1 AND prompt_id = ?2")
         .bind(org.to_string())
         .bind(prompt.to_string())
@@ -221,6 +236,7 @@ pub(super) async fn delete_prompt(
         return Err(StoreError::NotFound);
     }
     insert_audit(&mut tx, audit).await?;
+    events::append(&mut tx, &[NewEvent::prompt_deleted(org, prompt, &name, audit.at)]).await?;
     tx.commit().await.db()
 }
 
@@ -287,6 +303,7 @@ pub(super) async fn create_version(
     .db()?;
     insert_audit(&mut tx, audit).await?;
     let row = fetch_version(&mut tx, org, prompt, new.version_id).await?.ok_or(StoreError::NotFound)?;
+    events::append(&mut tx, &[NewEvent::version_created(&row, new.now_ms)]).await?;
     tx.commit().await.db()?;
     Ok(row)
 }
@@ -385,6 +402,7 @@ pub(super) async fn update_draft(
     touch_prompt(&mut tx, org, prompt, now_ms).await?;
     insert_audit(&mut tx, audit).await?;
     let row = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
+    events::append(&mut tx, &[NewEvent::version_updated(&row, now_ms)]).await?;
     tx.commit().await.db()?;
     Ok(row)
 }
@@ -403,66 +421,191 @@ pub(super) async fn promote(
         tx.rollback().await.db()?;
         return Ok(target);
     }
+    let promotion = Promotion {
+        archive_previous: req.archive_previous,
+        actor: &req.actor,
+        now_ms: req.now_ms,
+        promotion_id: &req.promotion_id,
+        move_id: &move_id_of(&req.promotion_id),
+        kind: LabelMoveKind::Move,
+        notes: req.notes.as_deref(),
+    };
+    let events = promote_in_tx(&mut tx, &target, &promotion).await?;
+    insert_audit(&mut tx, audit).await?;
+    let row = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
+    events::append(&mut tx, &events).await?;
+    tx.commit().await.db()?;
+    Ok(row)
+}
+
+/// How a promotion is made and recorded.
+pub(super) struct Promotion<'a> {
+    pub(super) archive_previous: bool,
+    pub(super) actor: &'a str,
+    pub(super) now_ms: i64,
+    /// The promotion-history row.
+    pub(super) promotion_id: &'a str,
+    /// The label-history row (`production`).
+    pub(super) move_id: &'a str,
+    pub(super) kind: LabelMoveKind,
+    pub(super) notes: Option<&'a str>,
+}
+
+/// The label-history id of a promotion made through the promote call
+/// (the migration gives earlier promotions the same ids).
+pub(super) fn move_id_of(promotion_id: &str) -> String {
+    format!("lbm_{}", promotion_id.strip_prefix("prm_").unwrap_or(promotion_id))
+}
+
+/// Promotes `target` (not the published version) inside the caller's
+/// transaction: the published version is archived (or returned to draft,
+/// also when other labels still point at it), the target published, and
+/// the promotion- and label-history rows written. Returns the events to
+/// append; the caller writes the audit row.
+pub(super) async fn promote_in_tx(
+    conn: &mut SqliteConnection,
+    target: &VersionRow,
+    p: &Promotion<'_>,
+) -> StoreResult<Vec<NewEvent>> {
+    let (org, prompt) = (target.org_id, target.prompt_id);
     let previous: Option<(String, i64)> = sqlx::query_as(
         "SELECT version_id, version FROM prompt_versions \
          WHERE org_id = ?1 AND prompt_id = ?2 AND status = 'published'",
     )
     .bind(org.to_string())
     .bind(prompt.to_string())
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await
     .db()?;
+    let previous = previous.map(|(id, n)| parse_id::<VersionId>(&id, "version id").map(|id| (id, n))).transpose()?;
 
     // Demote first: the partial unique index allows one published row.
+    let mut demoted = None;
     if let Some((prev_id, _)) = &previous {
+        let labelled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM prompt_labels WHERE version_id = ?1")
+            .bind(prev_id.to_string())
+            .fetch_one(&mut *conn)
+            .await
+            .db()?;
+        let status = scope_domain::labels::demoted(p.archive_previous, labelled > 0);
         sqlx::query(
             "UPDATE prompt_versions SET status = ?1, updated_at = ?2 \
              WHERE org_id = ?3 AND prompt_id = ?4 AND version_id = ?5",
         )
-        .bind(VersionStatus::demoted(req.archive_previous).as_str())
-        .bind(req.now_ms)
+        .bind(status.as_str())
+        .bind(p.now_ms)
         .bind(org.to_string())
         .bind(prompt.to_string())
-        .bind(prev_id)
-        .execute(&mut *tx)
+        .bind(prev_id.to_string())
+        .execute(&mut *conn)
         .await
         .db()?;
+        demoted = Some((*prev_id, status));
     }
     sqlx::query(
         "UPDATE prompt_versions SET status = ?1, promoted_at = ?2, promoted_by = ?3, updated_at = ?2 \
          WHERE org_id = ?4 AND prompt_id = ?5 AND version_id = ?6",
     )
     .bind(target.status.after_promote().as_str())
-    .bind(req.now_ms)
-    .bind(&req.actor)
+    .bind(p.now_ms)
+    .bind(p.actor)
     .bind(org.to_string())
     .bind(prompt.to_string())
-    .bind(version.to_string())
-    .execute(&mut *tx)
+    .bind(target.version_id.to_string())
+    .execute(&mut *conn)
     .await
     .db()?;
     sqlx::query(
         "INSERT INTO promotions (promotion_id, prompt_id, org_id, version_id, version, previous_version_id, \
          previous_version, promoted_by, promoted_at, notes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
-    .bind(&req.promotion_id)
+    .bind(p.promotion_id)
     .bind(prompt.to_string())
     .bind(org.to_string())
-    .bind(version.to_string())
+    .bind(target.version_id.to_string())
     .bind(target.version)
-    .bind(previous.as_ref().map(|(id, _)| id.clone()))
-    .bind(previous.as_ref().map(|(_, n)| *n))
-    .bind(&req.actor)
-    .bind(req.now_ms)
-    .bind(req.notes.as_deref())
-    .execute(&mut *tx)
+    .bind(previous.map(|(id, _)| id.to_string()))
+    .bind(previous.map(|(_, n)| n))
+    .bind(p.actor)
+    .bind(p.now_ms)
+    .bind(p.notes)
+    .execute(&mut *conn)
     .await
     .db()?;
-    touch_prompt(&mut tx, org, prompt, req.now_ms).await?;
-    insert_audit(&mut tx, audit).await?;
-    let row = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
-    tx.commit().await.db()?;
-    Ok(row)
+    let to = Some((target.version_id, target.version));
+    let change = LabelChange { label: scope_domain::labels::PRODUCTION, kind: p.kind, from: previous, to };
+    insert_label_move(&mut *conn, org, prompt, &change, p.move_id, p.actor, p.now_ms, p.notes).await?;
+    touch_prompt(&mut *conn, org, prompt, p.now_ms).await?;
+    let mut events = vec![NewEvent::label_moved(
+        org,
+        prompt,
+        &target.name,
+        scope_domain::labels::PRODUCTION,
+        previous,
+        to,
+        p.now_ms,
+    )];
+    if let Some((prev_id, VersionStatus::Archived)) = demoted {
+        if let Some(prev) = fetch_version(&mut *conn, org, prompt, prev_id).await? {
+            events.push(NewEvent::version_archived(&prev, p.now_ms));
+        }
+    }
+    Ok(events)
+}
+
+/// One move of a label, as recorded.
+pub(super) struct LabelChange<'a> {
+    pub(super) label: &'a str,
+    pub(super) kind: LabelMoveKind,
+    pub(super) from: Option<(VersionId, i64)>,
+    pub(super) to: Option<(VersionId, i64)>,
+}
+
+/// Writes a label-history row of `prompt`, numbered after its last one.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn insert_label_move(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    prompt: PromptId,
+    c: &LabelChange<'_>,
+    move_id: &str,
+    actor: &str,
+    now_ms: i64,
+    notes: Option<&str>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO label_moves (move_id, prompt_id, org_id, seq, label, kind, from_version_id, from_version, \
+         to_version_id, to_version, moved_by, moved_at, notes) \
+         VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM label_moves WHERE prompt_id = ?2), \
+         ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )
+    .bind(move_id)
+    .bind(prompt.to_string())
+    .bind(org.to_string())
+    .bind(c.label)
+    .bind(c.kind.as_str())
+    .bind(c.from.map(|(id, _)| id.to_string()))
+    .bind(c.from.map(|(_, n)| n))
+    .bind(c.to.map(|(id, _)| id.to_string()))
+    .bind(c.to.map(|(_, n)| n))
+    .bind(actor)
+    .bind(now_ms)
+    .bind(notes)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+/// The name of a prompt of `org`, or `NotFound`.
+pub(super) async fn prompt_name(conn: &mut SqliteConnection, org: OrgId, prompt: PromptId) -> StoreResult<String> {
+    sqlx::query_scalar("SELECT name FROM prompts WHERE org_id = ?1 AND prompt_id = ?2")
+        .bind(org.to_string())
+        .bind(prompt.to_string())
+        .fetch_optional(conn)
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound)
 }
 
 pub(super) async fn set_archived(
@@ -475,9 +618,18 @@ pub(super) async fn set_archived(
     audit: &AuditRow,
 ) -> StoreResult<VersionRow> {
     let mut tx = store.begin().await?;
-    let current = version_status(&mut tx, org, prompt, version).await?;
-    let next = if to_archived { current.archive()? } else { current.unarchive()? };
-    if next != current {
+    let current = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
+    let next = if to_archived { current.status.archive()? } else { current.status.unarchive()? };
+    if next != current.status {
+        if next == VersionStatus::Archived {
+            let labels: Vec<String> =
+                sqlx::query_scalar("SELECT label FROM prompt_labels WHERE version_id = ?1 ORDER BY label")
+                    .bind(version.to_string())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .db()?;
+            scope_domain::labels::check_archivable(current.version, &labels)?;
+        }
         sqlx::query(
             "UPDATE prompt_versions SET status = ?1, updated_at = ?2 \
              WHERE org_id = ?3 AND prompt_id = ?4 AND version_id = ?5",
@@ -494,6 +646,14 @@ pub(super) async fn set_archived(
         insert_audit(&mut tx, audit).await?;
     }
     let row = fetch_version(&mut tx, org, prompt, version).await?.ok_or(StoreError::NotFound)?;
+    if next != current.status {
+        let event = if next == VersionStatus::Archived {
+            NewEvent::version_archived(&row, now_ms)
+        } else {
+            NewEvent::version_updated(&row, now_ms)
+        };
+        events::append(&mut tx, &[event]).await?;
+    }
     tx.commit().await.db()?;
     Ok(row)
 }

@@ -20,7 +20,9 @@
 mod support;
 
 mod audit;
+mod events;
 mod keys;
+mod labels;
 mod prompts;
 mod signing_keys;
 mod transfer;
@@ -163,6 +165,19 @@ conformance_tests! {
     audit: [
         audit_rows_are_written_per_org,
         audit_filters_combine_and_page,
+    ],
+    labels: [
+        labels_move_list_and_remove,
+        production_moves_are_promotions,
+        labelled_versions_cannot_be_archived,
+        labels_are_scoped_by_org,
+        concurrent_moves_leave_one_target_and_a_chain,
+    ],
+    events: [
+        every_change_appends_an_event,
+        events_are_scoped_by_org,
+        retention_prunes_and_raises_the_mark,
+        a_reader_past_its_position_never_misses_a_commit,
     ],
     signing_keys: [
         signing_keys_rotate,

@@ -351,6 +351,7 @@ pub async fn bulk_import_prompts(store: Arc<dyn Store>) -> TestResult {
             created_by: "system".into(),
             promoted_at: (status == VersionStatus::Published).then_some(2500),
             promoted_by: (status == VersionStatus::Published).then(|| "system".to_owned()),
+            labels: Vec::new(),
         };
         let versions = vec![version(1, VersionStatus::Archived), version(2, VersionStatus::Published)];
         prompts.push((prompt, versions));

@@ -140,6 +140,7 @@ pub async fn make_prompt(
         created_by: "system".into(),
         promoted_at: None,
         promoted_by: None,
+        labels: Vec::new(),
     };
     store.create_prompt(&prompt, &v1, &event(org, "prompt.created", &pid.to_string())).await?;
     Ok((pid, vid))
