@@ -162,6 +162,19 @@ struct ServeArgs {
     /// Failed sign-ins per account, and per client address, per minute before 429.
     #[arg(long, env = "SCOPE_SIGN_IN_FAILURE_LIMIT", default_value = "10", value_parser = parse_sign_in_limit)]
     sign_in_failure_limit: u32,
+    /// Audiences a client may ask tokens for (OAuth `resource`/`audience`,
+    /// set as the JWT `aud`) besides this server's public URL:
+    /// comma-separated, e.g. the URLs of services behind a gateway.
+    #[arg(long, env = "SCOPE_TOKEN_AUDIENCES", value_delimiter = ',', value_parser = parse_audience)]
+    token_audiences: Vec<String>,
+}
+
+fn parse_audience(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() || s.len() > 512 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("an audience is 1-512 characters without spaces (e.g. https://billing.example.com)".into());
+    }
+    Ok(s.to_owned())
 }
 
 fn parse_pool_size(s: &str) -> Result<u32, String> {
@@ -361,6 +374,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.session_idle_timeout = Duration::from_secs(args.session_idle_secs);
             c.session_max_age = Duration::from_secs(args.session_max_age_secs);
             c.sign_in_failure_limit = args.sign_in_failure_limit;
+            c.token_audiences = args.token_audiences.clone();
             scope_server::serve(c, shutdown_signal()).await.map_err(app_err)
         }
         Command::Init { org_name, admin_email, json } => {

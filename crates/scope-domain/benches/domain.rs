@@ -29,6 +29,8 @@ fn claims() -> Claims {
         iat: NOW,
         exp: NOW + 3600,
         jti: ulid::Ulid::new().to_string(),
+        scope: Some("prompts:read".into()),
+        aud: None,
     }
 }
 

@@ -64,11 +64,15 @@ impl std::fmt::Display for ErrorCode {
 pub struct DomainError {
     pub code: ErrorCode,
     pub message: String,
+    /// Set when a bearer token's scope lacked what the action needs (403
+    /// `forbidden`; the HTTP layer adds RFC 6750's `insufficient_scope`
+    /// challenge naming this scope).
+    pub required_scope: Option<crate::Scope>,
 }
 
 impl DomainError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self { code, message: message.into(), required_scope: None }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadRequest, message)
@@ -81,5 +85,12 @@ impl DomainError {
     }
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Forbidden, message)
+    }
+    /// 403: the access token was narrowed to scopes without `scope`.
+    pub fn insufficient_scope(scope: crate::Scope) -> Self {
+        Self {
+            required_scope: Some(scope),
+            ..Self::forbidden(format!("this access token's scope does not include {scope}"))
+        }
     }
 }

@@ -26,6 +26,14 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// The granted scopes, space-separated (RFC 8693 §4.2). Absent in tokens
+    /// issued before scopes existed: those carry their role's full set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The audience asked for with `resource`/`audience` (RFC 7519 `aud`);
+    /// absent when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
 
 impl Claims {
@@ -34,6 +42,14 @@ impl Claims {
     }
     pub fn org_id(&self) -> Option<OrgId> {
         self.org.parse().ok()
+    }
+    /// The scopes granted: the `scope` claim, or the role's full set when
+    /// the token has none; `None` when the claim cannot be read.
+    pub fn scopes(&self) -> Option<crate::ScopeSet> {
+        match &self.scope {
+            Some(s) => crate::ScopeSet::parse(s).ok(),
+            None => Some(crate::ScopeSet::of_role(self.role)),
+        }
     }
 }
 
@@ -203,6 +219,8 @@ mod tests {
             iat: 1000,
             exp,
             jti: "j1".into(),
+            scope: Some("prompts:read".into()),
+            aud: None,
         }
     }
 
@@ -252,6 +270,25 @@ mod tests {
         let imposter = Signer25519::generate("k1".into());
         let t = imposter.sign(&claims(5000));
         assert_eq!(set.verify(&t, "http://scope.test", 2000), Err(JwtError::Signature));
+    }
+
+    #[test]
+    fn scope_and_audience_round_trip_and_old_tokens_carry_their_role() {
+        let (s, set) = setup();
+        let mut c = claims(5000);
+        c.aud = Some("https://billing.example".into());
+        let back = set.verify(&s.sign(&c), "http://scope.test", 2000);
+        assert_eq!(back.as_ref().map(|b| b.aud.clone()), Ok(Some("https://billing.example".into())));
+        assert_eq!(back.ok().and_then(|b| b.scopes()), Some(crate::ScopeSet::of_role(Role::Viewer)));
+        // A token signed before the claim existed: its role's full set.
+        c.scope = None;
+        c.role = Role::Editor;
+        let json = serde_json::to_string(&c).unwrap_or_default();
+        assert!(!json.contains("\"scope\""), "{json}");
+        let back = set.verify(&s.sign(&c), "http://scope.test", 2000).ok().and_then(|b| b.scopes());
+        assert_eq!(back, Some(crate::ScopeSet::of_role(Role::Editor)));
+        c.scope = Some("prompts:read nonsense".into());
+        assert_eq!(c.scopes(), None);
     }
 
     #[test]

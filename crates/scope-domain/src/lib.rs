@@ -10,6 +10,7 @@ pub mod ids;
 pub mod labels;
 pub mod lifecycle;
 pub mod role;
+pub mod scopes;
 pub mod secret_format;
 pub mod template;
 
@@ -22,3 +23,4 @@ pub use error::{DomainError, ErrorCode};
 pub use ids::{KeyId, OrgId, PromptId, UserId, VersionId};
 pub use lifecycle::VersionStatus;
 pub use role::Role;
+pub use scopes::{Scope, ScopeSet};

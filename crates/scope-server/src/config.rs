@@ -37,6 +37,11 @@ pub struct ServerConfig {
     /// Failed sign-ins allowed per account, and per client address, per
     /// minute before answering 429.
     pub sign_in_failure_limit: u32,
+    /// Audiences (`aud`) a client may ask tokens for with OAuth `resource`
+    /// or `audience`, besides the Scope API itself (the issuer): the
+    /// services behind a gateway that validates Scope tokens. The same for
+    /// every organization of the deployment.
+    pub token_audiences: Vec<String>,
 }
 
 impl ServerConfig {
@@ -56,6 +61,7 @@ impl ServerConfig {
             session_idle_timeout: Duration::from_secs(3600),
             session_max_age: Duration::from_secs(12 * 3600),
             sign_in_failure_limit: 10,
+            token_audiences: Vec::new(),
         }
     }
 }

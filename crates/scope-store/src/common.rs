@@ -446,6 +446,35 @@ impl RawGate {
     }
 }
 
+/// Columns of `revoked_tokens`, as [`RawRevokedToken`] reads them.
+pub(crate) const REVOKED_TOKEN_COLUMNS: &str =
+    "SELECT jti, org_id, key_id, expires_at, revoked_at, revoked_by, change_seq FROM revoked_tokens";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawRevokedToken {
+    pub(crate) jti: String,
+    pub(crate) org_id: String,
+    pub(crate) key_id: String,
+    pub(crate) expires_at: i64,
+    pub(crate) revoked_at: i64,
+    pub(crate) revoked_by: String,
+    pub(crate) change_seq: i64,
+}
+
+impl RawRevokedToken {
+    pub(crate) fn into_row(self) -> StoreResult<RevokedTokenRow> {
+        Ok(RevokedTokenRow {
+            jti: self.jti,
+            org_id: parse_id(&self.org_id, "org id")?,
+            key_id: parse_id(&self.key_id, "key id")?,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+            revoked_by: self.revoked_by,
+            change_seq: self.change_seq,
+        })
+    }
+}
+
 // ---- export and import ----------------------------------------------------------------
 
 /// A prompt row as exported, with its `next_version`.

@@ -261,6 +261,39 @@ pub trait Store: Send + Sync + 'static {
     /// others, and both forms of the query can use an index on it.
     async fn key_gate_changes(&self, after_seq: i64) -> StoreResult<Vec<KeyGateRow>>;
 
+    // ---- revoked access tokens ---------------------------------------------------------
+    //
+    // Default bodies only so that wrapping stores keep compiling; every
+    // backend implements all three, and a wrapper must forward them.
+
+    /// Records the revocation of one access token with its audit row, in one
+    /// transaction, giving it a `change_seq` above every earlier revocation
+    /// and in commit order (a poller that has seen n never misses a later
+    /// commit below n, also with several writers; numbers are never reused,
+    /// also after pruning). Announced on the change feed as
+    /// [`Change::Tokens`]. Revoking a `jti` already revoked changes nothing,
+    /// audits nothing and returns `false`.
+    async fn revoke_token(&self, token: &RevokedTokenRow, audit: &AuditRow) -> StoreResult<bool> {
+        let _ = (token, audit);
+        Err(StoreError::Internal("token revocation is not supported by this store".into()))
+    }
+
+    /// Revocations with `change_seq > after_seq`, ascending, for the
+    /// in-memory view every request checks. `after_seq = 0` returns every
+    /// revoked token that has not expired at `now_ms`. Called on every poll:
+    /// both forms read an index (on `change_seq`, on `expires_at`).
+    async fn revoked_token_changes(&self, after_seq: i64, now_ms: i64) -> StoreResult<Vec<RevokedTokenRow>> {
+        let _ = (after_seq, now_ms);
+        Ok(Vec::new())
+    }
+
+    /// Deletes revocations of tokens that expired before `before_ms` (they
+    /// are refused as expired anyway).
+    async fn prune_revoked_tokens(&self, before_ms: i64) -> StoreResult<u64> {
+        let _ = before_ms;
+        Ok(0)
+    }
+
     // ---- prompts and versions ----------------------------------------------------
 
     /// Creates the prompt and its v1 draft. `Conflict` on a duplicate name in

@@ -179,6 +179,23 @@ pub struct KeyGateRow {
     pub change_seq: i64,
 }
 
+/// One access token revoked by its `jti` (RFC 7009), kept until the token
+/// would have expired anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedTokenRow {
+    pub jti: String,
+    pub org_id: OrgId,
+    /// The key the token was issued to.
+    pub key_id: KeyId,
+    /// The token's `exp`, in Unix milliseconds; the row is pruned after it.
+    pub expires_at: i64,
+    pub revoked_at: i64,
+    /// `key_…`, `usr_…` or `system`.
+    pub revoked_by: String,
+    /// Assigned by the store, in commit order (ignored when inserting).
+    pub change_seq: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromptRow {
     pub prompt_id: PromptId,
@@ -497,6 +514,8 @@ pub enum Change {
     /// Entries were added to the event log: read it past the last seen
     /// position.
     Events,
+    /// An access token was revoked: read `revoked_token_changes`.
+    Tokens,
     /// The feed is connected (again): anything may have been missed while it
     /// was not, so resynchronize every view.
     Resync,

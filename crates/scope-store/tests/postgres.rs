@@ -370,6 +370,33 @@ async fn change_feed_delivers_commits_only() -> TestResult {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_revocation_is_announced_once_after_commit() -> TestResult {
+    let url = fresh_database().await?;
+    let store = open(&url).await?;
+    let writer = open(&url).await?;
+    let mut feed = store.changes().await?.ok_or("PostgreSQL pushes changes")?;
+    assert_eq!(next_change(&mut feed).await?, Change::Resync);
+    let (org, key) = make_org(&*writer, "token-feed@example.com").await?;
+    let row = RevokedTokenRow {
+        jti: "feed-jti".into(),
+        org_id: org,
+        key_id: key.key_id,
+        expires_at: i64::MAX / 2,
+        revoked_at: 5,
+        revoked_by: key.key_id.to_string(),
+        change_seq: 0,
+    };
+    assert!(writer.revoke_token(&row, &event(org, "api_key.token_revoked", "feed-jti")).await?);
+    assert_eq!(next_change(&mut feed).await?, Change::Tokens);
+    // Visible by the time it is announced.
+    assert!(store.revoked_token_changes(0, 0).await?.iter().any(|r| r.jti == "feed-jti"));
+    // Revoked again: rolled back, so nothing is announced.
+    assert!(!writer.revoke_token(&row, &event(org, "api_key.token_revoked", "feed-jti")).await?);
+    assert!(tokio::time::timeout(Duration::from_millis(300), feed.recv()).await.is_err(), "nothing else");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_feed_coalesces_into_one_resync() -> TestResult {
     let url = fresh_database().await?;

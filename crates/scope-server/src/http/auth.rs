@@ -6,15 +6,13 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use scope_domain::DomainError;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{read_body, ApiJson, ClientIp};
+use super::extract::{ApiJson, ClientIp};
+use super::oauth::{self, TokenFailure};
 use crate::error::AppError;
 use crate::runtime::metrics::{self, ExchangeOutcome};
 use crate::service::auth::{exchange, Credentials, IssuedToken};
@@ -78,70 +76,19 @@ pub async fn applications_login(
     counted(result).map(token_response)
 }
 
-#[derive(Deserialize)]
-struct OAuthForm {
-    grant_type: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-}
-
-/// Percent-decodes a Basic credential part (RFC 6749 §2.3.1).
-fn form_decode(s: &str) -> Option<String> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
-        .ok()
-        .and_then(|mut v| v.pop())
-        .map(|(_, v)| v)
-}
-
-/// `POST /oauth/token`: RFC 6749 §4.4 client credentials, with the client in
-/// the form or in HTTP Basic; the key names its organization.
-pub async fn oauth_token(
-    State(app): State<Arc<App>>,
-    ClientIp(ip): ClientIp,
-    req: Request,
-) -> Result<impl IntoResponse, AppError> {
-    counted(oauth_exchange(&app, ip, req).await).map(token_response)
-}
-
-async fn oauth_exchange(app: &Arc<App>, ip: std::net::IpAddr, req: Request) -> Result<IssuedToken, AppError> {
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let basic = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| h.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
-        .map(|(_, v)| v.trim().to_owned());
-    let body = read_body(req, app).await?;
-    if !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
-        return Err(DomainError::bad_request("expected Content-Type: application/x-www-form-urlencoded").into());
-    }
-    let form: OAuthForm =
-        serde_urlencoded::from_bytes(&body).map_err(|e| DomainError::bad_request(format!("invalid form body: {e}")))?;
-    if form.grant_type.as_deref() != Some("client_credentials") {
-        return Err(DomainError::bad_request("grant_type must be client_credentials").into());
-    }
-    let (client_id, client_secret) = match (basic, form.client_id, form.client_secret) {
-        (Some(b), None, None) => {
-            let decoded = STANDARD.decode(b).ok().and_then(|d| String::from_utf8(d).ok());
-            let (id, secret) = decoded
-                .as_deref()
-                .and_then(|d| d.split_once(':'))
-                .and_then(|(i, s)| Some((form_decode(i)?, form_decode(s)?)))
-                .ok_or_else(|| DomainError::bad_request("malformed HTTP Basic credentials"))?;
-            (id, secret)
+/// `POST /oauth/token`: RFC 6749 §4.4 client credentials, with `scope` and
+/// an audience; RFC 6749 answers (`oauth`). The key names its organization.
+pub async fn oauth_token(State(app): State<Arc<App>>, ClientIp(ip): ClientIp, req: Request) -> Response {
+    let (header_used, result) = oauth::token(&app, ip, req).await;
+    let result = match result {
+        Ok(t) => counted(Ok(t)).map_err(TokenFailure::Exchange),
+        Err(TokenFailure::Exchange(e)) => counted(Err(e)).map_err(TokenFailure::Exchange),
+        Err(refused @ TokenFailure::Refused(_)) => {
+            metrics::token_exchange(ExchangeOutcome::BadRequest);
+            Err(refused)
         }
-        (None, Some(id), Some(secret)) => (id, secret),
-        (Some(_), _, _) => {
-            return Err(DomainError::bad_request(
-                "send client credentials either in HTTP Basic or in the form, not both",
-            )
-            .into())
-        }
-        _ => return Err(DomainError::bad_request("client_id and client_secret are required").into()),
     };
-    let creds = Credentials { org: None, key_id: &client_id, secret: &client_secret };
-    exchange(app, ip, creds).await
+    oauth::token_response(result, header_used)
 }
 
 /// `GET /.well-known/jwks.json`.

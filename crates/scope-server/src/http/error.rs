@@ -1,4 +1,5 @@
-//! The one place where errors become HTTP responses (SPEC §5 error body).
+//! The one place where errors become HTTP responses (SPEC §5 error body;
+//! the OAuth endpoints answer RFC 6749 bodies instead, `oauth::OAuthError`).
 //!
 //! The body carries no request id, so that equal errors have byte-identical
 //! bodies (the id is in the `X-Request-ID` header). Internal errors are
@@ -35,11 +36,26 @@ pub fn unavailable_response() -> Response {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
-            AppError::Domain(d) => error_response(d.code, &d.message),
+            AppError::Domain(d) => {
+                let mut r = error_response(d.code, &d.message);
+                // RFC 6750 §3.1: a token narrowed below what the call needs.
+                if let Some(scope) = d.required_scope {
+                    let challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
+                    if let Ok(v) = HeaderValue::from_str(&challenge) {
+                        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                    }
+                }
+                r
+            }
             AppError::InvalidCredentials => error_response(ErrorCode::InvalidCredentials, "invalid credentials"),
             AppError::Unauthorized => {
                 let mut r = error_response(ErrorCode::Unauthorized, "missing, invalid or expired access token");
-                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                // RFC 6750 §3.1 (a request that sent no credentials at all
+                // gets a bare `Bearer`: `oauth::bearer_challenge`).
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\", error_description=\"the access token is invalid, expired or revoked\""),
+                );
                 r
             }
             AppError::RateLimited(secs) => {

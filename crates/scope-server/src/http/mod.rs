@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod meta;
 pub mod metrics;
+pub mod oauth;
 pub mod prompts;
 pub mod users;
 pub mod versions;
@@ -51,7 +52,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/users/{user_id}", get(users::get).patch(users::update).delete(users::delete))
         .route("/me/password", put(users::change_password))
         .route("/sessions", post(users::sign_in))
-        .route("/sessions/current", delete(users::sign_out));
+        .route("/sessions/current", delete(users::sign_out))
+        .layer(middleware::from_fn(oauth::bearer_challenge));
 
     let max_body = app.config.max_body_bytes;
     Router::new()
@@ -62,6 +64,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/auth/sdk-token", post(auth::sdk_token))
         .route("/v1/auth/applications/login", post(auth::applications_login))
         .route("/oauth/token", post(auth::oauth_token))
+        .route("/oauth/revoke", post(oauth::revoke))
+        .route("/oauth/introspect", post(oauth::introspect))
+        .route("/.well-known/oauth-authorization-server", get(oauth::authorization_server_metadata))
+        .route("/.well-known/openid-configuration", get(oauth::openid_configuration))
         .nest("/api/v1", api)
         .merge(crate::web::router(app.clone()))
         .fallback(meta::not_found)

@@ -7,6 +7,7 @@ pub mod key_cache;
 pub mod metrics;
 pub mod prompt_cache;
 pub mod rate_limit;
+pub mod revoked_tokens;
 pub mod signing;
 pub mod token_cache;
 pub mod usage;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use scope_domain::jwt::Claims;
 use scope_domain::secret::SecretDigest;
 use scope_domain::secret_format;
-use scope_domain::{KeyId, OrgId};
+use scope_domain::{KeyId, OrgId, ScopeSet};
 use scope_store::KeyStatus;
 use subtle::ConstantTimeEq;
 
@@ -34,12 +34,25 @@ pub struct Credentials<'a> {
 pub struct IssuedToken {
     pub access_token: String,
     pub expires_in: i64,
+    /// The scopes granted (also in the token's `scope` claim).
+    pub scope: ScopeSet,
 }
 
 impl std::fmt::Debug for IssuedToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedToken").field("expires_in", &self.expires_in).finish_non_exhaustive()
+        f.debug_struct("IssuedToken")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
     }
+}
+
+/// A client (API key) whose credentials were just checked.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub key_id: KeyId,
+    pub org_id: OrgId,
+    pub row: scope_store::ApiKeyRow,
 }
 
 /// Digest compared against when the key id is unknown, so that path costs the
@@ -49,35 +62,52 @@ fn dummy_digest() -> &'static SecretDigest {
     DUMMY.get_or_init(|| SecretDigest::of("secret_dummy"))
 }
 
+/// The exchange of the JSON endpoints: a token with the key's full scope.
 pub async fn exchange(app: &App, client: IpAddr, creds: Credentials<'_>) -> Result<IssuedToken, AppError> {
+    let client = authenticate_client(app, client, &creds).await?;
+    let scope = ScopeSet::of_role(client.row.role);
+    Ok(issue(app, &client, scope, None))
+}
+
+/// Signs a token for an authenticated client with the given (already
+/// checked) scope and audience, and counts the exchange.
+pub fn issue(app: &App, client: &Client, scope: ScopeSet, aud: Option<String>) -> IssuedToken {
+    let now = now_ms();
+    let ttl_ms = app.config.token_ttl.as_millis() as i64;
+    // A token never outlives its key.
+    let key_expiry = match (client.row.expires_at, app.gates.expires_at(&client.key_id)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let exp_ms = key_expiry.map_or(now + ttl_ms, |e| e.min(now + ttl_ms));
+    let claims = Claims {
+        iss: app.issuer(),
+        sub: client.key_id.to_string(),
+        org: client.org_id.to_string(),
+        role: client.row.role,
+        env: client.row.environment.clone(),
+        iat: now / 1000,
+        exp: exp_ms / 1000,
+        jti: ulid::Ulid::new().to_string(),
+        scope: Some(scope.to_string()),
+        aud,
+    };
+    let access_token = app.signing.signer().sign(&claims);
+    app.usage.record(client.key_id, now);
+    IssuedToken { access_token, expires_in: (claims.exp - claims.iat).max(0), scope }
+}
+
+/// Checks a client's credentials (also for OAuth revocation and
+/// introspection), through the failed-attempt limiter. Every failure is the
+/// same [`AppError::InvalidCredentials`].
+pub async fn authenticate_client(app: &App, client: IpAddr, creds: &Credentials<'_>) -> Result<Client, AppError> {
     let now = now_ms();
     if let Some(retry_after) = app.failures.check(&client, now) {
         return Err(AppError::RateLimited(retry_after));
     }
-    let result = check_credentials(app, &creds, now).await;
+    let result = check_credentials(app, creds, now).await;
     match result {
-        Ok((key_id, org_id, row)) => {
-            let ttl_ms = app.config.token_ttl.as_millis() as i64;
-            // A token never outlives its key.
-            let key_expiry = match (row.expires_at, app.gates.expires_at(&key_id)) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let exp_ms = key_expiry.map_or(now + ttl_ms, |e| e.min(now + ttl_ms));
-            let claims = Claims {
-                iss: app.issuer(),
-                sub: key_id.to_string(),
-                org: org_id.to_string(),
-                role: row.role,
-                env: row.environment.clone(),
-                iat: now / 1000,
-                exp: exp_ms / 1000,
-                jti: ulid::Ulid::new().to_string(),
-            };
-            let access_token = app.signing.signer().sign(&claims);
-            app.usage.record(key_id, now);
-            Ok(IssuedToken { access_token, expires_in: (claims.exp - claims.iat).max(0) })
-        }
+        Ok((key_id, org_id, row)) => Ok(Client { key_id, org_id, row }),
         Err(AppError::InvalidCredentials) => {
             app.failures.record_failure(client, now);
             tracing::info!(%client, "token exchange refused");
@@ -128,9 +158,29 @@ async fn check_credentials(
 }
 
 /// Resolves a bearer token to its principal. Verified tokens are cached, but
-/// expiry and the key's revocation gate are checked on every call.
+/// expiry, the key's revocation gate and the token's own revocation are
+/// checked on every call (in memory: no database query). The Scope API
+/// accepts tokens without `aud` or whose `aud` names it (the issuer).
 pub fn authenticate(app: &App, token: &str) -> Result<Principal, AppError> {
     let now = now_ms();
+    let verified = verify_token(app, token, now)?;
+    if !app.accepts_audience(verified.claims.aud.as_deref()) {
+        tracing::debug!("bearer token refused: meant for another audience");
+        return Err(AppError::Unauthorized);
+    }
+    let scopes = verified.claims.scopes().ok_or(AppError::Unauthorized)?;
+    Ok(Principal {
+        org: verified.org_id,
+        actor: Actor::Key(verified.key_id),
+        role: verified.claims.role,
+        environment: Some(verified.claims.env.clone()),
+        scopes: Some(scopes),
+    })
+}
+
+/// A token of this issuer that is valid now: signature, `iss`, `exp`, its
+/// key active and the token itself not revoked. Any audience.
+pub fn verify_token(app: &App, token: &str, now: i64) -> Result<Arc<VerifiedToken>, AppError> {
     let verified = match app.tokens.get(token) {
         Some(v) => v,
         None => {
@@ -147,13 +197,11 @@ pub fn authenticate(app: &App, token: &str) -> Result<Principal, AppError> {
             v
         }
     };
-    if verified.claims.exp * 1000 <= now || !app.gates.is_active(&verified.key_id, now) {
+    if verified.claims.exp * 1000 <= now
+        || !app.gates.is_active(&verified.key_id, now)
+        || app.revoked_tokens.is_revoked(&verified.claims.jti)
+    {
         return Err(AppError::Unauthorized);
     }
-    Ok(Principal {
-        org: verified.org_id,
-        actor: Actor::Key(verified.key_id),
-        role: verified.claims.role,
-        environment: Some(verified.claims.env.clone()),
-    })
+    Ok(verified)
 }

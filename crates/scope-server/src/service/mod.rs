@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod oauth;
 pub mod passwords;
 pub mod prompts;
 pub mod sessions;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use scope_domain::{DomainError, KeyId, OrgId, Role, UserId};
+use scope_domain::{DomainError, KeyId, OrgId, Role, Scope, ScopeSet, UserId};
 use scope_store::{PageQuery, Store};
 
 use crate::config::ServerConfig;
@@ -26,6 +27,7 @@ use crate::runtime::gates::KeyGates;
 use crate::runtime::key_cache::KeyCache;
 use crate::runtime::prompt_cache::PromptCache;
 use crate::runtime::rate_limit::FailureLimiter;
+use crate::runtime::revoked_tokens::RevokedTokens;
 use crate::runtime::signing::SigningKeys;
 use crate::runtime::token_cache::TokenCache;
 use crate::runtime::usage::UsageCounter;
@@ -57,20 +59,30 @@ pub struct Principal {
     pub actor: Actor,
     pub role: Role,
     pub environment: Option<String>,
+    /// The scopes of the bearer token, when the caller is one (OAuth
+    /// `scope`, possibly narrowed below the key's role); `None` for sessions
+    /// and the CLI, which act with their full role.
+    pub scopes: Option<ScopeSet>,
 }
 
 impl Principal {
     /// The CLI acting as an administrator of `org`.
     pub fn system(org: OrgId) -> Self {
-        Self { org, actor: Actor::System, role: Role::Admin, environment: None }
+        Self { org, actor: Actor::System, role: Role::Admin, environment: None, scopes: None }
     }
 
-    /// Fails with 403 unless the caller holds `needed` or more.
+    /// Fails with 403 unless the caller holds `needed` or more and, for a
+    /// bearer token, its scope includes the one that stands for `needed`
+    /// (`scope_domain::scopes`: an insufficient scope is told apart so the
+    /// HTTP layer can answer RFC 6750's `insufficient_scope`).
     pub fn require(&self, needed: Role) -> Result<(), AppError> {
-        if self.role.allows(needed) {
-            Ok(())
-        } else {
-            Err(DomainError::forbidden(format!("this requires the {needed} role")).into())
+        if !self.role.allows(needed) {
+            return Err(DomainError::forbidden(format!("this requires the {needed} role")).into());
+        }
+        let scope = Scope::for_role(needed);
+        match self.scopes {
+            Some(granted) if !granted.contains(scope) => Err(DomainError::insufficient_scope(scope).into()),
+            _ => Ok(()),
         }
     }
 }
@@ -114,6 +126,8 @@ pub struct App {
     pub config: ServerConfig,
     pub signing: SigningKeys,
     pub gates: KeyGates,
+    /// Access tokens revoked one by one (RFC 7009), checked on every request.
+    pub revoked_tokens: RevokedTokens,
     pub tokens: TokenCache,
     pub keys: KeyCache,
     pub prompts: PromptCache,
@@ -136,6 +150,9 @@ impl App {
         let signing = SigningKeys::load(store.as_ref(), config.master_key.clone(), ttl_ms).await?;
         let gates = KeyGates::default();
         gates.apply(&store.key_gate_changes(0).await?);
+        let revoked_tokens = RevokedTokens::default();
+        let now = crate::runtime::now_ms();
+        revoked_tokens.apply(&store.revoked_token_changes(0, now).await?, now);
         let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
         let prompts = PromptCache::new(config.prompt_cache_ttl, 100_000);
         let app = Self {
@@ -147,6 +164,7 @@ impl App {
             config,
             signing,
             gates,
+            revoked_tokens,
             tokens: TokenCache::new(100_000),
             keys: KeyCache::new(100_000),
             usage: UsageCounter::default(),
@@ -220,12 +238,14 @@ impl App {
             Change::KeyGates => self.poll_gates_logged().await,
             Change::Prompts(org) => self.prompts.invalidate_org(org),
             Change::SigningKeys => self.refresh_signing_logged().await,
+            Change::Tokens => self.poll_revoked_tokens_logged().await,
             // Read by the event fan-out (next change); nothing cached here.
             Change::Events => {}
             Change::Resync => {
                 tracing::info!("change feed listening");
                 self.prompts.invalidate_all();
                 self.poll_gates_logged().await;
+                self.poll_revoked_tokens_logged().await;
                 self.refresh_signing_logged().await;
             }
             Change::Lost => tracing::warn!("change feed connection lost; polling until it is back"),
@@ -236,6 +256,20 @@ impl App {
         if let Err(e) = self.poll_gates().await {
             tracing::warn!(error = %e, "revocation view poll failed");
         }
+    }
+
+    async fn poll_revoked_tokens_logged(&self) {
+        if let Err(e) = self.poll_revoked_tokens().await {
+            tracing::warn!(error = %e, "revoked-token view poll failed");
+        }
+    }
+
+    /// Applies token revocations made by other processes.
+    pub async fn poll_revoked_tokens(&self) -> Result<(), AppError> {
+        let now = crate::runtime::now_ms();
+        let rows = self.store.revoked_token_changes(self.revoked_tokens.last_seq(), now).await?;
+        self.revoked_tokens.apply(&rows, now);
+        Ok(())
     }
 
     async fn refresh_signing_logged(&self) {
@@ -255,11 +289,13 @@ impl App {
                 _ = stop.changed() => return,
             }
             self.poll_gates_logged().await;
+            self.poll_revoked_tokens_logged().await;
             n += 1;
             // Signing keys change rarely (and are pushed where the backend
             // has a change feed): look every ~5 s.
             if n.is_multiple_of(20) {
                 self.refresh_signing_logged().await;
+                self.revoked_tokens.prune(crate::runtime::now_ms());
             }
         }
     }
@@ -297,6 +333,10 @@ impl App {
                 let idle_before = now - self.config.session_idle_timeout.as_millis() as i64;
                 if let Err(e) = self.store.prune_sessions(now, idle_before).await {
                     tracing::warn!(error = %e, "session pruning failed");
+                }
+                // A revoked token that has expired is refused as expired.
+                if let Err(e) = self.store.prune_revoked_tokens(now).await {
+                    tracing::warn!(error = %e, "revoked-token pruning failed");
                 }
             }
         }

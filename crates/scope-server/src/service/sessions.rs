@@ -72,7 +72,7 @@ fn sign_in_refused() -> AppError {
 }
 
 fn principal_of(user: &UserRow) -> Principal {
-    Principal { org: user.org_id, actor: Actor::User(user.user_id), role: user.role, environment: None }
+    Principal { org: user.org_id, actor: Actor::User(user.user_id), role: user.role, environment: None, scopes: None }
 }
 
 pub async fn sign_in(app: &App, client: IpAddr, email: &str, password: SecretString) -> Result<NewSession, AppError> {

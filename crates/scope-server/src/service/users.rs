@@ -188,7 +188,8 @@ pub async fn accept_invitation(app: &App, token: &str, password: SecretString) -
     let (inv, user) = usable_invitation(app, token).await?;
     validate_new_password(password.expose_secret())?;
     let hash = hash_password_async(password).await?;
-    let by_user = Principal { org: inv.org_id, actor: Actor::User(user.user_id), role: user.role, environment: None };
+    let by_user =
+        Principal { org: inv.org_id, actor: Actor::User(user.user_id), role: user.role, environment: None, scopes: None };
     let ev = audit::event(&by_user, "user.invitation_accepted", inv.user_id, json!({"email": user.email}));
     app.store.accept_invitation(&inv.token_digest, &hash, now_ms(), &ev).await.map_err(|e| match e {
         scope_store::StoreError::NotFound => invitation_gone(),

@@ -6,9 +6,10 @@
 //!
 //! Payloads: `gates` (a key was revoked or given an expiry),
 //! `prompts:<org_id>` (a prompt, version or promotion of that organization),
-//! `signing_keys` (a signing key was added or retired), `events` (entries
-//! were appended to the event log). Unknown payloads —
-//! from a newer server sharing the database — are ignored.
+//! `signing_keys` (a signing key was added or retired), `tokens` (an access
+//! token was revoked), `events` (entries were appended to the event log).
+//! Unknown payloads — from a newer server sharing the database — are
+//! ignored.
 
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 const GATES: &str = "gates";
 const SIGNING_KEYS: &str = "signing_keys";
+const TOKENS: &str = "tokens";
 const EVENTS: &str = "events";
 const PROMPTS_PREFIX: &str = "prompts:";
 
@@ -61,10 +63,16 @@ pub(super) async fn events_changed(conn: &mut PgConnection) -> StoreResult<()> {
     notify(conn, EVENTS).await
 }
 
+/// An access token was revoked.
+pub(super) async fn tokens_changed(conn: &mut PgConnection) -> StoreResult<()> {
+    notify(conn, TOKENS).await
+}
+
 fn parse(payload: &str) -> Option<Change> {
     match payload {
         GATES => Some(Change::KeyGates),
         SIGNING_KEYS => Some(Change::SigningKeys),
+        TOKENS => Some(Change::Tokens),
         EVENTS => Some(Change::Events),
         _ => payload.strip_prefix(PROMPTS_PREFIX)?.parse::<OrgId>().ok().map(Change::Prompts),
     }
@@ -214,6 +222,7 @@ mod tests {
         let org = OrgId::generate();
         assert_eq!(parse("gates"), Some(Change::KeyGates));
         assert_eq!(parse("signing_keys"), Some(Change::SigningKeys));
+        assert_eq!(parse("tokens"), Some(Change::Tokens));
         assert_eq!(parse("events"), Some(Change::Events));
         assert_eq!(parse(&format!("prompts:{org}")), Some(Change::Prompts(org)));
         assert_eq!(parse("prompts:nope"), None);

@@ -13,6 +13,8 @@
 //!   gate sequence number, so numbers are handed out in commit order and a
 //!   poller that has seen number n never misses a later commit below n;
 //! - another ([`SIGNING_LOCK`]) around signing-key rotation;
+//! - another ([`TOKEN_LOCK`]) before recording a revoked access token, for
+//!   the same reason as the gate lock;
 //! - another ([`EVENT_LOCK`]), the last lock any transaction takes, before
 //!   appending to the event log, for the same reason as the gate lock.
 //!
@@ -30,6 +32,7 @@ mod keys;
 mod labels;
 mod prompts;
 mod signing_keys;
+mod tokens;
 mod transfer;
 mod users;
 
@@ -53,9 +56,11 @@ const GATE_LOCK: i64 = 0x5C09_E000_0002;
 /// Transaction-scoped advisory lock taken before retiring and inserting
 /// signing keys, so two replicas rotating at once leave one active key.
 const SIGNING_LOCK: i64 = 0x5C09_E000_0003;
+/// Transaction-scoped advisory lock taken before drawing a revoked token's
+/// `change_seq`.
+const TOKEN_LOCK: i64 = 0x5C09_E000_0004;
 /// Transaction-scoped advisory lock taken, last, before appending to the
 /// event log, so positions are handed out in commit order (`events.rs`).
-/// (`0x…0004` is kept for the token-revocation lock.)
 const EVENT_LOCK: i64 = 0x5C09_E000_0005;
 
 /// Largest number of bound parameters PostgreSQL accepts in one statement.
@@ -427,6 +432,18 @@ impl Store for PgStore {
 
     async fn key_gate_changes(&self, after_seq: i64) -> StoreResult<Vec<KeyGateRow>> {
         keys::key_gate_changes(self, after_seq).await
+    }
+
+    async fn revoke_token(&self, token: &RevokedTokenRow, audit: &AuditRow) -> StoreResult<bool> {
+        tokens::revoke_token(self, token, audit).await
+    }
+
+    async fn revoked_token_changes(&self, after_seq: i64, now_ms: i64) -> StoreResult<Vec<RevokedTokenRow>> {
+        tokens::revoked_token_changes(self, after_seq, now_ms).await
+    }
+
+    async fn prune_revoked_tokens(&self, before_ms: i64) -> StoreResult<u64> {
+        tokens::prune_revoked_tokens(self, before_ms).await
     }
 
     // ---- prompts and versions --------------------------------------------------------

@@ -17,6 +17,7 @@
 //! - `keys.rs`: API keys, their usage counters and gates, bulk key import;
 //! - `prompts.rs`: prompts, versions, promotions, bulk prompt import;
 //! - `signing_keys.rs`: the token-signing keys;
+//! - `tokens.rs`: access tokens revoked one by one;
 //! - `labels.rs`: labels of versions, their history, protected labels;
 //! - `events.rs`: the event log every change appends to;
 //! - `audit.rs`: the audit log;
@@ -28,6 +29,7 @@ mod keys;
 mod labels;
 mod prompts;
 mod signing_keys;
+mod tokens;
 mod transfer;
 mod users;
 
@@ -378,6 +380,18 @@ impl Store for SqliteStore {
 
     async fn key_gate_changes(&self, after_seq: i64) -> StoreResult<Vec<KeyGateRow>> {
         keys::key_gate_changes(self, after_seq).await
+    }
+
+    async fn revoke_token(&self, token: &RevokedTokenRow, audit: &AuditRow) -> StoreResult<bool> {
+        tokens::revoke_token(self, token, audit).await
+    }
+
+    async fn revoked_token_changes(&self, after_seq: i64, now_ms: i64) -> StoreResult<Vec<RevokedTokenRow>> {
+        tokens::revoked_token_changes(self, after_seq, now_ms).await
+    }
+
+    async fn prune_revoked_tokens(&self, before_ms: i64) -> StoreResult<u64> {
+        tokens::prune_revoked_tokens(self, before_ms).await
     }
 
     // ---- prompts and versions --------------------------------------------------------

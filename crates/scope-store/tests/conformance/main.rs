@@ -25,6 +25,7 @@ mod keys;
 mod labels;
 mod prompts;
 mod signing_keys;
+mod tokens;
 mod transfer;
 mod users;
 
@@ -182,6 +183,10 @@ conformance_tests! {
     signing_keys: [
         signing_keys_rotate,
         concurrent_rotations_leave_one_active_key,
+    ],
+    tokens: [
+        revoked_tokens_are_listed_once_in_order_until_pruned,
+        token_poller_never_misses_a_concurrent_revocation,
     ],
     transfer: [
         export_import_round_trip,
