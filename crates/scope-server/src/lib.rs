@@ -29,7 +29,8 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    let store = scope_store::open_with(&config.database_url, &config.store).await?;
+    // Every store call is timed for `/metrics` (scope_db_query_duration_seconds).
+    let store = runtime::metrics::metered(scope_store::open_with(&config.database_url, &config.store).await?);
     let app = Arc::new(App::start(store, config.clone()).await?);
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await

@@ -93,6 +93,10 @@ pub async fn open_with(url: &str, options: &OpenOptions) -> StoreResult<std::syn
 
 /// The storage trait. Every method that reads or writes tenant data takes the
 /// [`OrgId`] and scopes its query by it.
+///
+/// No method has a default body: a wrapper (the server's `MeteredStore`)
+/// must forward every method, and a default would silently hide the
+/// wrapped backend's own implementation.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap liveness query for `/readyz`.
@@ -110,9 +114,7 @@ pub trait Store: Send + Sync + 'static {
     /// dropped connection gives [`Change::Lost`] and, once reconnected,
     /// another `Resync`. `None` when the backend cannot push (SQLite): the
     /// caller polls. Each call opens its own feed.
-    async fn changes(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<Change>>> {
-        Ok(None)
-    }
+    async fn changes(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<Change>>>;
 
     // ---- organizations and users -------------------------------------------------
 
@@ -273,26 +275,17 @@ pub trait Store: Send + Sync + 'static {
     /// also after pruning). Announced on the change feed as
     /// [`Change::Tokens`]. Revoking a `jti` already revoked changes nothing,
     /// audits nothing and returns `false`.
-    async fn revoke_token(&self, token: &RevokedTokenRow, audit: &AuditRow) -> StoreResult<bool> {
-        let _ = (token, audit);
-        Err(StoreError::Internal("token revocation is not supported by this store".into()))
-    }
+    async fn revoke_token(&self, token: &RevokedTokenRow, audit: &AuditRow) -> StoreResult<bool>;
 
     /// Revocations with `change_seq > after_seq`, ascending, for the
     /// in-memory view every request checks. `after_seq = 0` returns every
     /// revoked token that has not expired at `now_ms`. Called on every poll:
     /// both forms read an index (on `change_seq`, on `expires_at`).
-    async fn revoked_token_changes(&self, after_seq: i64, now_ms: i64) -> StoreResult<Vec<RevokedTokenRow>> {
-        let _ = (after_seq, now_ms);
-        Ok(Vec::new())
-    }
+    async fn revoked_token_changes(&self, after_seq: i64, now_ms: i64) -> StoreResult<Vec<RevokedTokenRow>>;
 
     /// Deletes revocations of tokens that expired before `before_ms` (they
     /// are refused as expired anyway).
-    async fn prune_revoked_tokens(&self, before_ms: i64) -> StoreResult<u64> {
-        let _ = before_ms;
-        Ok(0)
-    }
+    async fn prune_revoked_tokens(&self, before_ms: i64) -> StoreResult<u64>;
 
     // ---- prompts and versions ----------------------------------------------------
 
@@ -520,10 +513,7 @@ pub trait Store: Send + Sync + 'static {
     /// revoked or with an expiry get gate sequence numbers like
     /// [`insert_api_key`](Self::insert_api_key) gives them. Backends that do
     /// not support it answer `Internal`.
-    async fn import_api_keys(&self, keys: &[ApiKeyRow]) -> StoreResult<()> {
-        let _ = keys;
-        Err(StoreError::Internal("bulk import is not supported by this backend".into()))
-    }
+    async fn import_api_keys(&self, keys: &[ApiKeyRow]) -> StoreResult<()>;
 
     /// Inserts many prompts with their versions in one transaction, without
     /// audit events. Each version row is stored as given (status, number,
@@ -531,8 +521,5 @@ pub trait Store: Send + Sync + 'static {
     /// prompt's next version number follows its highest version. At most one
     /// version per prompt may be published. Backends that do not support it
     /// answer `Internal`.
-    async fn import_prompts(&self, prompts: &[(PromptRow, Vec<VersionRow>)]) -> StoreResult<()> {
-        let _ = prompts;
-        Err(StoreError::Internal("bulk import is not supported by this backend".into()))
-    }
+    async fn import_prompts(&self, prompts: &[(PromptRow, Vec<VersionRow>)]) -> StoreResult<()>;
 }

@@ -713,6 +713,18 @@ impl Store for MeteredStore {
         timed!("import_api_keys", self.inner.import_api_keys(keys))
     }
 
+    async fn revoke_token(&self, token: &scope_store::RevokedTokenRow, audit: &AuditRow) -> StoreResult<bool> {
+        timed!("revoke_token", self.inner.revoke_token(token, audit))
+    }
+
+    async fn revoked_token_changes(&self, after_seq: i64, now_ms: i64) -> StoreResult<Vec<scope_store::RevokedTokenRow>> {
+        timed!("revoked_token_changes", self.inner.revoked_token_changes(after_seq, now_ms))
+    }
+
+    async fn prune_revoked_tokens(&self, before_ms: i64) -> StoreResult<u64> {
+        timed!("prune_revoked_tokens", self.inner.prune_revoked_tokens(before_ms))
+    }
+
     async fn import_prompts(&self, prompts: &[(PromptRow, Vec<VersionRow>)]) -> StoreResult<()> {
         timed!("import_prompts", self.inner.import_prompts(prompts))
     }

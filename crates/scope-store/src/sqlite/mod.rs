@@ -564,6 +564,11 @@ impl Store for SqliteStore {
 
     // ---- bulk import -------------------------------------------------------------------
 
+    /// SQLite cannot push changes: servers poll.
+    async fn changes(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<Change>>> {
+        Ok(None)
+    }
+
     async fn import_api_keys(&self, keys: &[ApiKeyRow]) -> StoreResult<()> {
         keys::import_api_keys(self, keys).await
     }
