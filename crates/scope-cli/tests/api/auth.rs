@@ -138,34 +138,42 @@ async fn oauth_token_accepts_form_and_http_basic() {
     assert_eq!(decode_jwt(&t2).claims["sub"], org.key_id.as_str());
     server.api(&t2).get("/api/v1/me").await.assert_status(200);
 
-    // Wrong grant type, missing credentials, JSON instead of a form, both
-    // Basic and form credentials: 400.
-    let bad = [
-        vec![("grant_type", "password"), ("client_id", org.key_id.as_str()), ("client_secret", org.secret.as_str())],
-        vec![("grant_type", "client_credentials")],
-        vec![("client_id", org.key_id.as_str()), ("client_secret", org.secret.as_str())],
-    ];
-    for f in &bad {
-        crate::harness::Resp::from(server.http.post(&url).form(f)).await.assert_error(400, "bad_request");
-    }
-    crate::harness::Resp::from(server.http.post(&url).json(&json!({"grant_type": "client_credentials"})))
-        .await
-        .assert_error(400, "bad_request");
-    crate::harness::Resp::from(server.http.post(&url).basic_auth(&org.key_id, Some(&org.secret)).form(&form))
-        .await
-        .assert_error(400, "bad_request");
+    // An RFC 6749 endpoint (SPEC §4): its errors are RFC 6749 bodies.
+    // Wrong grant type, missing grant type, JSON instead of a form, both
+    // Basic and form credentials: 400; missing credentials: 401.
+    let oauth_error = |r: &crate::harness::Resp, status: u16, error: &str| {
+        assert_eq!(r.status, status, "{}", r.body);
+        assert_eq!(r.json()["error"], error, "{}", r.body);
+    };
+    let r = crate::harness::Resp::from(server.http.post(&url).form(&[
+        ("grant_type", "password"),
+        ("client_id", org.key_id.as_str()),
+        ("client_secret", org.secret.as_str()),
+    ]))
+    .await;
+    oauth_error(&r, 400, "unsupported_grant_type");
+    let f = [("client_id", org.key_id.as_str()), ("client_secret", org.secret.as_str())];
+    oauth_error(&crate::harness::Resp::from(server.http.post(&url).form(&f)).await, 400, "invalid_request");
+    let f = [("grant_type", "client_credentials")];
+    oauth_error(&crate::harness::Resp::from(server.http.post(&url).form(&f)).await, 401, "invalid_client");
+    let r = crate::harness::Resp::from(server.http.post(&url).json(&json!({"grant_type": "client_credentials"}))).await;
+    oauth_error(&r, 400, "invalid_request");
+    let r =
+        crate::harness::Resp::from(server.http.post(&url).basic_auth(&org.key_id, Some(&org.secret)).form(&form)).await;
+    oauth_error(&r, 400, "invalid_request");
 
-    // Wrong secret over Basic: the ordinary 401.
+    // Wrong secret over Basic: 401 invalid_client with the Basic challenge.
     let other = server.create_key(&server.admin().await, "other", "viewer").await;
-    crate::harness::Resp::from(
+    let r = crate::harness::Resp::from(
         server
             .http
             .post(&url)
             .basic_auth(&org.key_id, Some(&other.secret))
             .form(&[("grant_type", "client_credentials")]),
     )
-    .await
-    .assert_error(401, "invalid_credentials");
+    .await;
+    oauth_error(&r, 401, "invalid_client");
+    assert!(r.header("www-authenticate").is_some_and(|h| h.starts_with("Basic")), "{r:?}");
 }
 
 #[tokio::test]
@@ -237,6 +245,8 @@ async fn every_credential_failure_has_the_same_401_body() {
         .await;
     bodies.push((&"revoked key via applications/login", r.body.clone()));
     r.assert_status(401);
+    // (`/oauth/token` answers RFC 6749 bodies, one for every failure there:
+    // tests/api/oauth.rs.)
     let r = crate::harness::Resp::from(server.http.post(server.url("/oauth/token")).form(&[
         ("grant_type", "client_credentials"),
         ("client_id", expiring.key_id.as_str()),
@@ -244,7 +254,7 @@ async fn every_credential_failure_has_the_same_401_body() {
     ]))
     .await;
     r.assert_status(401);
-    bodies.push((&"expired key via oauth/token", r.body.clone()));
+    assert_eq!(r.json()["error"], "invalid_client", "{}", r.body);
 
     let (first_what, first) = &bodies[0];
     for (what, body) in &bodies {
@@ -309,14 +319,16 @@ async fn repeated_failures_are_rate_limited_with_retry_after() {
     r.assert_error(429, "rate_limited");
     let retry: u64 = r.header("retry-after").expect("Retry-After header").parse().expect("Retry-After in seconds");
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
-    // OAuth goes through the same limiter.
+    // OAuth goes through the same limiter (with an RFC 6749 body).
     let r = crate::harness::Resp::from(server.http.post(server.url("/oauth/token")).form(&[
         ("grant_type", "client_credentials"),
         ("client_id", wrong.as_str()),
         ("client_secret", org.secret.as_str()),
     ]))
     .await;
-    r.assert_error(429, "rate_limited");
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.json()["error"], "temporarily_unavailable", "{}", r.body);
+    assert!(r.header("retry-after").is_some(), "{r:?}");
 }
 
 // ---- forged tokens ------------------------------------------------------------------

@@ -15,6 +15,7 @@ mod errors;
 mod harness;
 mod meta;
 mod metrics;
+mod oauth;
 mod prompts;
 mod revocation;
 mod secrets_and_logs;
