@@ -389,9 +389,7 @@ async fn introspect_inner(app: &Arc<App>, ip: IpAddr, req: Request) -> Result<Va
     service::introspect(app, &caller, token).map_err(|e| match e {
         AppError::Domain(d) if d.required_scope.is_some() => {
             let mut e = OAuthError::new(StatusCode::FORBIDDEN, "insufficient_scope", d.message);
-            e.challenge = Some(HeaderValue::from_static(
-                "Bearer error=\"insufficient_scope\", scope=\"keys:admin\"",
-            ));
+            e.challenge = Some(HeaderValue::from_static("Bearer error=\"insufficient_scope\", scope=\"keys:admin\""));
             TokenFailure::Refused(e)
         }
         other => TokenFailure::Exchange(other),

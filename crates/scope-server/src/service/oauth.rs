@@ -87,7 +87,9 @@ pub async fn client_credentials(
     let aud = match req.audience {
         None => None,
         Some(aud) if app.audience_allowed(aud) => Some(aud.to_owned()),
-        Some(_) => return Err(GrantError::InvalidTarget("this audience is not allowed for tokens of this server".into())),
+        Some(_) => {
+            return Err(GrantError::InvalidTarget("this audience is not allowed for tokens of this server".into()))
+        }
     };
     Ok(issue(app, &client, scope, aud))
 }

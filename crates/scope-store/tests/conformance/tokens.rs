@@ -46,7 +46,10 @@ pub async fn revoked_tokens_are_listed_once_in_order_until_pruned(store: Arc<dyn
     let all = s.revoked_token_changes(0, now).await?;
     let jtis: Vec<&str> = all.iter().map(|r| r.jti.as_str()).collect();
     assert_eq!(jtis, ["jti-a", "jti-b"]);
-    assert_eq!(all[0], RevokedTokenRow { change_seq: all[0].change_seq, ..revoked(org, key.key_id, "jti-a", now + 10_000) });
+    assert_eq!(
+        all[0],
+        RevokedTokenRow { change_seq: all[0].change_seq, ..revoked(org, key.key_id, "jti-a", now + 10_000) }
+    );
     assert_eq!(all[1].org_id, org_b);
     assert!(all[0].change_seq > 0 && all[1].change_seq > all[0].change_seq);
 
