@@ -297,7 +297,6 @@ impl ServerBuilder {
 
     /// A new database on `backend` whatever `SCOPE_TEST_DATABASE` says, for
     /// tests about one backend in particular.
-    #[allow(dead_code)] // until such a test exists
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = Some(backend);
         self
@@ -305,9 +304,15 @@ impl ServerBuilder {
 
     /// Serve (and `scope init`) the database at `url`, which the test made
     /// and still owns.
-    #[allow(dead_code)] // until such a test exists
     pub fn database_url(mut self, url: &str) -> Self {
         self.database_url = Some(url.to_owned());
+        self
+    }
+
+    /// Serve a database that already holds `org` (say, one filled by
+    /// `scope import`), without `scope init`.
+    pub fn existing_database(mut self, url: &str, org: OrgCreds) -> Self {
+        self.shared = Some((Arc::new(DataDir::given(url)), org));
         self
     }
 

@@ -17,6 +17,7 @@ mod meta;
 mod metrics;
 mod oauth;
 mod prompts;
+mod replicas;
 mod revocation;
 mod secrets_and_logs;
 mod tenancy;
