@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Load benchmark of `scope serve` (release build, SQLite) against the limits
-# of this machine. See bench/README.md.
+# Load benchmark of `scope serve` (release build, SQLite and PostgreSQL)
+# against the limits of this machine. See bench/README.md.
 #
 #   bash bench/run.sh            # full run: 3 rounds of 8 s per row, 1 000 000 keys / 100 000 prompts
 #   bash bench/run.sh --smoke    # CI: 1 round of 2 s per row, 1 000 keys / 100 prompts
@@ -17,7 +17,9 @@
 # BENCH_WARMUP (s), BENCH_CONNECTIONS, BENCH_THREADS (wrk), BENCH_KEYS,
 # BENCH_PROMPTS (row 4 database), BENCH_SAMPLE (distinct keys and prompts the
 # load cycles through), BENCH_TOKENS (distinct JWTs for the fetch rows),
-# BENCH_KEEP=1 (keep the work directory).
+# BENCH_KEEP=1 (keep the work directory), BENCH_PG_URL (a PostgreSQL server
+# `postgres://USER@HOST:PORT` for rows 5a/5b instead of a throwaway cluster
+# started here), BENCH_PG=0 (leave the PostgreSQL rows out, said in the output).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -95,6 +97,7 @@ cleanup() {
         kill -TERM "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
+    stop_pg
     if [[ ${BENCH_KEEP:-0} == 1 ]]; then
         echo "bench work directory kept: $WORK" >&2
     else
@@ -103,14 +106,57 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# ---- PostgreSQL (rows 5a/5b) ----------------------------------------------------------------
+
+PG=${BENCH_PG:-1}
+PG_DIR=""
+PG_BIN=""
+stop_pg() {
+    [[ -n $PG_DIR ]] || return 0
+    if [[ $(id -u) -eq 0 ]]; then
+        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+    else
+        "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$PG_DIR"
+    PG_DIR=""
+}
+# start_pg: a throwaway cluster on a free port (as the postgres user when
+# root: initdb refuses root), trust auth on 127.0.0.1 only; sets PG_URL.
+start_pg() {
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [[ -x $PG_BIN/initdb ]] || fail "PostgreSQL is not installed (apt-get install -y postgresql), or run with BENCH_PG=0"
+    if [[ -n ${BENCH_PG_URL:-} ]]; then
+        PG_URL=$BENCH_PG_URL
+        return 0
+    fi
+    PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/scope-bench-pg.XXXXXX")
+    local port run=()
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    if [[ $(id -u) -eq 0 ]]; then
+        chown postgres "$PG_DIR"
+        run=(runuser -u postgres --)
+    fi
+    "${run[@]}" "$PG_BIN/initdb" -A trust -U postgres -D "$PG_DIR/data" >"$WORK/pg.init.log" 2>&1 ||
+        { cat "$WORK/pg.init.log" >&2; fail "initdb failed"; }
+    "${run[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+        -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB" start >/dev/null ||
+        { cat "$PG_DIR/log" >&2; fail "PostgreSQL did not start"; }
+    PG_URL="postgres://postgres@127.0.0.1:$port"
+}
+
 # ---- databases -----------------------------------------------------------------------------
 
-# setup_db NAME KEYS PROMPTS: creates $WORK/NAME.db with one organization
-# (`scope init`), then seeds KEYS keys and PROMPTS published prompts through
-# the store; the sample goes to $WORK/NAME.sample.
+declare -A DBURL
+
+# setup_db NAME KEYS PROMPTS [URL]: creates the NAME database (an SQLite file
+# $WORK/NAME.db unless URL is given) with one organization (`scope init`),
+# then seeds KEYS keys and PROMPTS published prompts through the store; the
+# sample goes to $WORK/NAME.sample.
 setup_db() {
     local name=$1 keys=$2 prompts=$3
-    local url="sqlite://$WORK/$name.db"
+    local url=${4:-"sqlite://$WORK/$name.db"}
+    DBURL[$name]=$url
     "$BIN/scope" --database "$url" init --org-name "bench $name" \
         --admin-email "bench-$name@example.test" --json >"$WORK/$name.init.json" ||
         fail "scope init failed for the $name database"
@@ -128,6 +174,13 @@ log "seeding the small database ($SMALL_N keys, $SMALL_N prompts)"
 setup_db small "$SMALL_N" "$SMALL_N"
 log "seeding the large database ($BIG_KEYS keys, $BIG_PROMPTS prompts)"
 setup_db large "$BIG_KEYS" "$BIG_PROMPTS"
+if [[ $PG == 1 ]]; then
+    start_pg
+    "$PG_BIN/psql" -q -d "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS scope_bench" -c "CREATE DATABASE scope_bench" >/dev/null ||
+        fail "cannot create the scope_bench database on $PG_URL"
+    log "seeding the PostgreSQL database ($SMALL_N keys, $SMALL_N prompts)"
+    setup_db pg "$SMALL_N" "$SMALL_N" "$PG_URL/scope_bench"
+fi
 
 # ---- server ----------------------------------------------------------------------------------
 
@@ -136,7 +189,7 @@ rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev
 # start_server NAME: starts `scope serve` on a free port; sets SERVER_PID, URL.
 start_server() {
     local name=$1
-    "$BIN/scope" --database "sqlite://$WORK/$name.db" serve --listen 127.0.0.1:0 \
+    "$BIN/scope" --database "${DBURL[$name]}" serve --listen 127.0.0.1:0 \
         >"$WORK/$name.server.out" 2>"$WORK/$name.server.log" &
     SERVER_PID=$!
     local addr="" i
@@ -300,6 +353,19 @@ warm 4b "POST /v1/auth/applications/login" large "$WORK/large.exchange.spec" "$I
 rounds 4a "$WORK/large.fetch.spec" 4b "$WORK/large.exchange.spec"
 stop_server
 
+if [[ $PG == 1 ]]; then
+    log "starting scope serve on the PostgreSQL database"
+    start_server pg
+    IDLE_PG=$(rss_mb "$SERVER_PID")
+    write_specs pg
+    warm 5a "GET /api/v1/prompts/{name}/production (JWT)" pg "$WORK/pg.fetch.spec" "$IDLE_PG"
+    warm 5b "POST /v1/auth/applications/login" pg "$WORK/pg.exchange.spec" "$IDLE_PG"
+    rounds 5a "$WORK/pg.fetch.spec" 5b "$WORK/pg.exchange.spec"
+    stop_server
+else
+    log "PostgreSQL rows left out (BENCH_PG=0)"
+fi
+
 # Per row: the round with the median requests/s (its latencies, CPU and
 # noise figures), errors and requests summed over all rounds, the largest RSS.
 : >"$WORK/rows"
@@ -321,9 +387,10 @@ CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 echo
 echo "Scope load benchmark ($MODE): $(nproc) CPUs ($CPU), wrk -t$THREADS -c$CONNECTIONS;"
 echo "each row: ${WARMUP} s warm-up, then $ROUNDS round(s) of ${DURATION} s (rows taking turns), the median round shown;"
-echo "small database: $SMALL_N keys + $SMALL_N prompts; large: $BIG_KEYS keys + $BIG_PROMPTS prompts; load cycles through $SAMPLE keys / $SAMPLE prompts ($TOKENS JWTs)."
+echo "small database: $SMALL_N keys + $SMALL_N prompts (SQLite, and PostgreSQL for rows 5a/5b); large: $BIG_KEYS keys + $BIG_PROMPTS prompts; load cycles through $SAMPLE keys / $SAMPLE prompts ($TOKENS JWTs)."
 echo
-awk -F'|' -v small_desc="$SMALL_N keys, $SMALL_N prompts" -v large_desc="$BIG_KEYS keys, $BIG_PROMPTS prompts" '
+awk -F'|' -v small_desc="$SMALL_N keys, $SMALL_N prompts" -v large_desc="$BIG_KEYS keys, $BIG_PROMPTS prompts" \
+    -v pg_desc="PostgreSQL: $SMALL_N keys, $SMALL_N prompts" '
     function fmt_ms(us) { return sprintf("%.2f ms", us / 1000) }
     {
         id[NR] = $1; sc[NR] = $2; db[NR] = $3; r[NR] = $4; p50[NR] = $5; p99[NR] = $6
@@ -334,7 +401,7 @@ awk -F'|' -v small_desc="$SMALL_N keys, $SMALL_N prompts" -v large_desc="$BIG_KE
         print "| # | scenario | database | requests/s | p50 | p99 | errors | server RSS idle → after | server CPU/req | other load | vs baseline |"
         print "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         for (i = 1; i <= NR; i++) {
-            d = (db[i] == "small") ? small_desc : large_desc
+            d = (db[i] == "small") ? small_desc : (db[i] == "pg") ? pg_desc : large_desc
             printf "| %s | %s | %s | %.0f | %s | %s | %d | %s → %s MB | %s µs | %s%% | %.2f |\n", \
                 id[i], sc[i], d, r[i], fmt_ms(p50[i]), fmt_ms(p99[i]), err[i], idle[i], after[i], cpu[i], other[i], \
                 (base > 0 ? r[i] / base : 0)
@@ -358,6 +425,10 @@ awk -F'|' '
         check(p99["3"] <= 2 * bp, sprintf("token exchange p99 <= 2x baseline p99: %.2f ms vs %.2f ms", p99["3"] / 1000, bp / 1000))
         check(rps["4a"] >= 0.80 * rps["2"], sprintf("large-database fetch within 20%% of row 2: %.0f%%", 100 * rps["4a"] / rps["2"]))
         check(rps["4b"] >= 0.80 * rps["3"], sprintf("large-database exchange within 20%% of row 3: %.0f%%", 100 * rps["4b"] / rps["3"]))
+        if ("5a" in rps) {
+            check(rps["5a"] >= 0.80 * rps["2"], sprintf("PostgreSQL fetch within 20%% of SQLite (row 2): %.0f%%", 100 * rps["5a"] / rps["2"]))
+            printf "  [info]    PostgreSQL exchange vs SQLite (row 3): %.0f%%\n", 100 * rps["5b"] / rps["3"]
+        }
         check(idle["1"] < 40 && idle["4a"] < 40, sprintf("idle RSS < 40 MB: %s MB (small), %s MB (large)", idle["1"], idle["4a"]))
     }' "$WORK/rows"
 echo
