@@ -423,6 +423,28 @@ impl Drop for TestServer {
     }
 }
 
+impl TestServer {
+    /// Sends SIGTERM (what an orchestrator sends) without waiting.
+    pub fn send_sigterm(&self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `limit` for the process to exit; its status.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if start.elapsed() > limit {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// A created API key with its one-time secret.
 #[derive(Debug, Clone)]
 pub struct Key {

@@ -20,6 +20,7 @@ mod prompts;
 mod replicas;
 mod revocation;
 mod secrets_and_logs;
+mod shutdown;
 mod tenancy;
 mod users;
 mod versions;
