@@ -104,7 +104,7 @@ enum Command {
 
 #[derive(Args)]
 struct Selector {
-    /// `production` (default) or `latest`.
+    /// `production` (default), `latest`, or any other label (`staging`, …).
     #[arg(long, conflicts_with = "version")]
     label: Option<String>,
     /// A version id (`v_…`).
@@ -133,6 +133,46 @@ enum PromptCommand {
         /// Also reject variables the template does not use.
         #[arg(long)]
         strict: bool,
+    },
+    /// List a prompt's labels (or, with --history, every move: the release log).
+    Labels {
+        name: String,
+        #[arg(long)]
+        history: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Point a label at a version (`production`: promote it).
+    Label {
+        name: String,
+        label: String,
+        /// The version: its id (`v_…`) or its number.
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        notes: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a label back to the version it pointed at before its last move.
+    Rollback {
+        name: String,
+        label: String,
+        #[arg(long)]
+        notes: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what changed between two versions (ids, numbers or labels).
+    Diff {
+        name: String,
+        from: String,
+        to: String,
+        /// `auto` (colour on a terminal, unless NO_COLOR is set), `always`, `never`.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+        color: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -513,8 +553,8 @@ async fn keys(cli: &Cli, cmd: &KeysCommand) -> anyhow::Result<()> {
 fn label_of(sel: &Selector) -> anyhow::Result<Option<&str>> {
     match sel.label.as_deref() {
         None => Ok(None),
-        Some(l @ ("production" | "latest")) => Ok(Some(l)),
-        Some(other) => Err(anyhow!("--label must be production or latest, not '{other}'")),
+        Some(l) if scope_domain::labels::is_label(l) => Ok(Some(l)),
+        Some(other) => Err(anyhow!("--label: '{other}' is not a label (a-z, 0-9, '_' and '-')")),
     }
 }
 
@@ -524,8 +564,11 @@ async fn fetch_version(
     sel: &Selector,
 ) -> anyhow::Result<std::sync::Arc<scope_client::PromptVersion>> {
     let mut req = client.get_prompt_version(name);
-    if let Some(l) = label_of(sel)? {
-        req = req.label(l);
+    match label_of(sel)? {
+        // The SDK fetches these two; any other label is read over the API.
+        Some(l @ ("production" | "latest")) => req = req.label(l),
+        Some(l) => return Ok(std::sync::Arc::new(crate::releases::labelled(name, l).await?)),
+        None => {}
     }
     if let Some(v) = sel.version.as_deref() {
         req = req.version_id(v);
@@ -534,6 +577,20 @@ async fn fetch_version(
 }
 
 async fn prompt(cmd: &PromptCommand) -> anyhow::Result<()> {
+    use crate::releases;
+    match cmd {
+        PromptCommand::Labels { name, history, json } => return releases::labels(name, *history, *json).await,
+        PromptCommand::Label { name, label, version, notes, json } => {
+            return releases::move_label(name, label, version, notes.as_deref(), *json).await
+        }
+        PromptCommand::Rollback { name, label, notes, json } => {
+            return releases::rollback(name, label, notes.as_deref(), *json).await
+        }
+        PromptCommand::Diff { name, from, to, color, json } => {
+            return releases::diff(name, from, to, *json, releases::use_colour(color)).await
+        }
+        PromptCommand::Get { .. } | PromptCommand::Render { .. } => {}
+    }
     let client = scope_client::Client::from_env()?;
     match cmd {
         PromptCommand::Get { name, selector, json } => {
@@ -556,6 +613,11 @@ async fn prompt(cmd: &PromptCommand) -> anyhow::Result<()> {
             println!("{text}");
             Ok(())
         }
+        // Answered above, over the API.
+        PromptCommand::Labels { .. }
+        | PromptCommand::Label { .. }
+        | PromptCommand::Rollback { .. }
+        | PromptCommand::Diff { .. } => Ok(()),
     }
 }
 

@@ -1,6 +1,8 @@
 //! `scope`: runs the server and administers a deployment.
 
 mod cli;
+mod releases;
+mod remote;
 mod transfer;
 
 use std::process::ExitCode;

@@ -30,6 +30,20 @@ pub struct ServerConfig {
     /// change was made by another process (changes made by this process
     /// invalidate at once). Zero disables the cache.
     pub prompt_cache_ttl: Duration,
+    /// Events older than this are pruned from the event log (hourly); a
+    /// client resuming `GET /api/v1/events` from before then is told to
+    /// resynchronize.
+    pub event_retention: Duration,
+    /// How often the event fan-out reads the log when nothing woke it (a
+    /// change by the CLI on SQLite, or a notification lost with the change
+    /// feed's connection).
+    pub event_poll_interval: Duration,
+    /// How often an idle event stream sends a heartbeat comment and
+    /// re-checks that its caller's credentials still hold.
+    pub event_heartbeat: Duration,
+    /// Most event streams open at once in this process; more get `429`
+    /// with `Retry-After`.
+    pub max_event_streams: usize,
     /// A console session ends after this long without a request.
     pub session_idle_timeout: Duration,
     /// A console session ends this long after sign-in, whatever its use.
@@ -58,6 +72,10 @@ impl ServerConfig {
             gate_poll_interval: Duration::from_millis(250),
             usage_flush_interval: Duration::from_secs(2),
             prompt_cache_ttl: Duration::from_secs(1),
+            event_retention: Duration::from_secs(7 * 86_400),
+            event_poll_interval: Duration::from_millis(500),
+            event_heartbeat: Duration::from_secs(15),
+            max_event_streams: 10_000,
             session_idle_timeout: Duration::from_secs(3600),
             session_max_age: Duration::from_secs(12 * 3600),
             sign_in_failure_limit: 10,

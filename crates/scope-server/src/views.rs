@@ -4,7 +4,9 @@
 //! `is_published`, `is_archived` or `raw_data`: the reference SDKs copy every
 //! field onto their own objects, where those names collide.
 
-use scope_store::{ApiKeyRow, AuditRow, PromotionRow, PromptSummary, UsageDay, UserRow, VersionRow};
+use scope_store::{
+    ApiKeyRow, AuditRow, LabelMoveRow, LabelRow, PromotionRow, PromptSummary, UsageDay, UserRow, VersionRow,
+};
 use serde::Serialize;
 
 use crate::service::api_keys::review_reasons;
@@ -79,6 +81,11 @@ pub struct VersionView {
     pub created_by: String,
     pub promoted_at: Option<String>,
     pub promoted_by: Option<String>,
+    /// The labels pointing at this version (SPEC §9): `production` first
+    /// when it is the published one, then the others by name; `latest` is
+    /// computed and never listed. An added field: the reference SDKs copy
+    /// it onto their version objects like any other.
+    pub labels: Vec<String>,
 }
 
 impl From<&VersionRow> for VersionView {
@@ -100,6 +107,7 @@ impl From<&VersionRow> for VersionView {
             created_by: v.created_by.clone(),
             promoted_at: ts_opt(v.promoted_at),
             promoted_by: v.promoted_by.clone(),
+            labels: v.labels.clone(),
         }
     }
 }
@@ -238,4 +246,108 @@ impl From<&UserRow> for UserView {
 pub struct ListView<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+// ---- releases (SPEC §9) ---------------------------------------------------------------
+
+/// One label of a prompt: `GET /api/v1/prompts/{name}/labels`.
+#[derive(Debug, Serialize)]
+pub struct LabelView {
+    pub label: String,
+    pub version_id: String,
+    pub version: i64,
+    pub moved_at: String,
+    pub moved_by: String,
+    /// Only admins may move it (the organization's protected labels).
+    pub protected: bool,
+}
+
+impl LabelView {
+    pub fn new(l: &LabelRow, protected: &[String]) -> Self {
+        Self {
+            label: l.label.clone(),
+            version_id: l.version_id.to_string(),
+            version: l.version,
+            moved_at: ts(l.moved_at),
+            moved_by: l.moved_by.clone(),
+            protected: protected.contains(&l.label),
+        }
+    }
+}
+
+/// `{"data": [...]}`: a prompt's labels, not paged (a prompt has few).
+#[derive(Debug, Serialize)]
+pub struct LabelsView {
+    pub data: Vec<LabelView>,
+}
+
+/// One move of a label: `GET /api/v1/prompts/{name}/label-history`.
+#[derive(Debug, Serialize)]
+pub struct LabelMoveView {
+    pub move_id: String,
+    pub prompt_id: String,
+    pub label: String,
+    /// `move`, `rollback` or `remove`.
+    pub kind: &'static str,
+    pub from_version_id: Option<String>,
+    pub from_version: Option<i64>,
+    pub to_version_id: Option<String>,
+    pub to_version: Option<i64>,
+    pub moved_by: String,
+    pub moved_at: String,
+    pub notes: Option<String>,
+}
+
+impl From<&LabelMoveRow> for LabelMoveView {
+    fn from(m: &LabelMoveRow) -> Self {
+        Self {
+            move_id: m.move_id.clone(),
+            prompt_id: m.prompt_id.to_string(),
+            label: m.label.clone(),
+            kind: m.kind.as_str(),
+            from_version_id: m.from_version_id.map(|v| v.to_string()),
+            from_version: m.from_version,
+            to_version_id: m.to_version_id.map(|v| v.to_string()),
+            to_version: m.to_version,
+            moved_by: m.moved_by.clone(),
+            moved_at: ts(m.moved_at),
+            notes: m.notes.clone(),
+        }
+    }
+}
+
+/// A side of a diff.
+#[derive(Debug, Serialize)]
+pub struct DiffSideView {
+    pub version_id: String,
+    pub version: i64,
+    pub status: &'static str,
+    pub labels: Vec<String>,
+}
+
+impl From<&VersionRow> for DiffSideView {
+    fn from(v: &VersionRow) -> Self {
+        Self {
+            version_id: v.version_id.to_string(),
+            version: v.version,
+            status: v.status.as_str(),
+            labels: v.labels.clone(),
+        }
+    }
+}
+
+/// `GET /api/v1/prompts/{name}/diff?from=&to=`.
+#[derive(Debug, Serialize)]
+pub struct DiffView {
+    pub from: DiffSideView,
+    pub to: DiffSideView,
+    #[serde(flatten)]
+    pub diff: crate::service::diff::VersionDiff,
+}
+
+/// `GET/PUT /api/v1/settings/protected-labels`.
+#[derive(Debug, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectedLabelsView {
+    pub labels: Vec<String>,
 }

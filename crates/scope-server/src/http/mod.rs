@@ -3,8 +3,11 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod conditional;
 pub mod error;
+pub mod events;
 pub mod extract;
+pub mod labels;
 pub mod meta;
 pub mod metrics;
 pub mod oauth;
@@ -42,6 +45,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/prompts/{name}/versions/{version_id}/archive", post(versions::archive))
         .route("/prompts/{name}/versions/{version_id}/unarchive", post(versions::unarchive))
         .route("/prompts/{name}/promotions", get(versions::promotions))
+        .route("/prompts/{name}/labels", get(labels::list))
+        .route("/prompts/{name}/labels/{label}", get(labels::get).put(labels::put).delete(labels::delete))
+        .route("/prompts/{name}/labels/{label}/rollback", post(labels::rollback))
+        .route("/prompts/{name}/label-history", get(labels::history))
+        .route("/prompts/{name}/diff", get(labels::diff))
+        .route("/settings/protected-labels", get(labels::get_protected).put(labels::put_protected))
+        .route("/events", get(events::stream))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/api-keys/{key_id}", get(api_keys::get))
         .route("/api-keys/{key_id}/revoke", post(api_keys::revoke))

@@ -1,42 +1,42 @@
 //! `/api/v1/prompts` handlers for prompts themselves, and the SDK-facing
-//! version reads.
+//! version reads (conditional: `ETag` / `If-None-Match`).
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use scope_store::PromptPatch;
 use serde::Deserialize;
 
+use super::conditional::IfNoneMatch;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::error::AppError;
-use crate::runtime::prompt_cache::Label;
-use crate::service::prompts::{self, NewPrompt};
+use crate::service::prompts::{self, Ask, NewPrompt};
 use crate::service::{page, App, Principal};
 use crate::views::{ListView, PromptView, VersionView};
 
 // ---- SDK-facing ---------------------------------------------------------------------
 
-fn json_bytes(body: axum::body::Bytes) -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], body)
-}
-
+/// `/production`: for a key bound to an environment, that environment's
+/// label where the prompt has it (`X-Scope-Label` says which).
 pub async fn production(
     State(app): State<Arc<App>>,
     p: Principal,
     ApiPath(name): ApiPath<String>,
-) -> Result<impl IntoResponse, AppError> {
-    Ok(json_bytes(prompts::serve_label(&app, &p, &name, Label::Production).await?))
+    inm: IfNoneMatch,
+) -> Result<Response, AppError> {
+    Ok(inm.respond(prompts::serve(&app, &p, &name, Ask::Production).await?))
 }
 
 pub async fn latest(
     State(app): State<Arc<App>>,
     p: Principal,
     ApiPath(name): ApiPath<String>,
-) -> Result<impl IntoResponse, AppError> {
-    Ok(json_bytes(prompts::serve_label(&app, &p, &name, Label::Latest).await?))
+    inm: IfNoneMatch,
+) -> Result<Response, AppError> {
+    Ok(inm.respond(prompts::serve(&app, &p, &name, Ask::Latest).await?))
 }
 
 // ---- management ---------------------------------------------------------------------

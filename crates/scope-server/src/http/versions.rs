@@ -4,23 +4,29 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use scope_store::DraftPatch;
 use serde::Deserialize;
 
+use super::conditional::IfNoneMatch;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::error::AppError;
 use crate::service::prompts::{self, NewVersionReq};
 use crate::service::{page, App, Principal};
 use crate::views::{ListView, PromotionView, VersionView};
 
+/// SDK-facing: one version, with a strong `ETag` (`304` to a matching
+/// `If-None-Match`).
 pub async fn get(
     State(app): State<Arc<App>>,
     p: Principal,
     ApiPath((name, version_id)): ApiPath<(String, String)>,
-) -> Result<impl IntoResponse, AppError> {
-    Ok(Json(VersionView::from(&prompts::version(&app, &p, &name, &version_id).await?)))
+    inm: IfNoneMatch,
+) -> Result<Response, AppError> {
+    let v = prompts::version(&app, &p, &name, &version_id).await?;
+    let body = serde_json::to_vec(&VersionView::from(&v)).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(inm.respond_json(body.into()))
 }
 
 #[derive(Deserialize)]

@@ -2,6 +2,7 @@
 //! staying correct: every change made in this process updates them before
 //! the call returns, and a poller picks up changes made elsewhere.
 
+pub mod events;
 pub mod gates;
 pub mod key_cache;
 pub mod metrics;

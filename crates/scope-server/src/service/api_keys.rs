@@ -143,6 +143,8 @@ pub async fn revoke(app: &App, p: &Principal, key: &str) -> Result<ApiKeyRow, Ap
     // Before the call returns, this process refuses the key's tokens; other
     // processes see it at their next poll.
     app.gates.mark_revoked(key_id);
+    // The log holds `api_key.revoked`: streams hear of it now.
+    app.events.wake();
     Ok(with_pending_usage(app, row))
 }
 

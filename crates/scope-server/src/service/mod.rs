@@ -6,6 +6,9 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod diff;
+pub mod events;
+pub mod labels;
 pub mod oauth;
 pub mod passwords;
 pub mod prompts;
@@ -25,6 +28,7 @@ use crate::config::ServerConfig;
 use crate::error::AppError;
 use crate::runtime::gates::KeyGates;
 use crate::runtime::key_cache::KeyCache;
+use crate::runtime::events::EventHub;
 use crate::runtime::prompt_cache::PromptCache;
 use crate::runtime::rate_limit::FailureLimiter;
 use crate::runtime::revoked_tokens::RevokedTokens;
@@ -131,6 +135,8 @@ pub struct App {
     pub tokens: TokenCache,
     pub keys: KeyCache,
     pub prompts: PromptCache,
+    /// The event log's fan-out to this process's `GET /api/v1/events` streams.
+    pub events: EventHub,
     pub usage: UsageCounter,
     pub failures: FailureLimiter,
     /// Failed sign-ins per client address.
@@ -155,11 +161,14 @@ impl App {
         revoked_tokens.apply(&store.revoked_token_changes(0, now).await?, now);
         let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
         let prompts = PromptCache::new(config.prompt_cache_ttl, 100_000);
+        // Streams opened from now on get the events written from now on.
+        let events = EventHub::new(store.event_bounds().await?.head);
         let app = Self {
             failures: FailureLimiter::new(config.auth_failure_limit),
             sign_in_ip_failures: FailureLimiter::new(config.sign_in_failure_limit),
             sign_in_account_failures: FailureLimiter::new(config.sign_in_failure_limit),
             prompts,
+            events,
             store,
             config,
             signing,
@@ -173,6 +182,13 @@ impl App {
             tasks: parking_lot::Mutex::new(Vec::new()),
         };
         Ok(app)
+    }
+
+    /// After a change to `org`'s prompts, versions or labels commits here:
+    /// cached answers are dropped, and the event fan-out reads the log now.
+    pub fn prompts_changed(&self, org: OrgId) {
+        self.prompts.invalidate_org(org);
+        self.events.wake();
     }
 
     /// The JWT issuer.
@@ -199,6 +215,9 @@ impl App {
         tasks.push(tokio::spawn(async move { app.flush_loop().await }));
         let app = Arc::clone(self);
         tasks.push(tokio::spawn(async move { app.change_loop().await }));
+        let (app, stop) = (Arc::clone(self), self.stop.subscribe());
+        let poll = app.config.event_poll_interval;
+        tasks.push(tokio::spawn(async move { events::fan_out(app, poll, stop).await }));
     }
 
     /// Follows the store's change feed where the backend pushes one
@@ -239,11 +258,13 @@ impl App {
             Change::Prompts(org) => self.prompts.invalidate_org(org),
             Change::SigningKeys => self.refresh_signing_logged().await,
             Change::Tokens => self.poll_revoked_tokens_logged().await,
-            // Read by the event fan-out (next change); nothing cached here.
-            Change::Events => {}
+            // Another replica appended to the event log: hand it to this
+            // process's streams now rather than at the next poll.
+            Change::Events => self.events.wake(),
             Change::Resync => {
                 tracing::info!("change feed listening");
                 self.prompts.invalidate_all();
+                self.events.wake();
                 self.poll_gates_logged().await;
                 self.poll_revoked_tokens_logged().await;
                 self.refresh_signing_logged().await;
@@ -334,6 +355,12 @@ impl App {
                 if let Err(e) = self.store.prune_sessions(now, idle_before).await {
                     tracing::warn!(error = %e, "session pruning failed");
                 }
+                // The event log keeps what a reconnecting stream may still
+                // ask for; older positions get a `resync`.
+                let before = now - self.config.event_retention.as_millis() as i64;
+                if let Err(e) = self.store.prune_events(before).await {
+                    tracing::warn!(error = %e, "event log pruning failed");
+                }
                 // A revoked token that has expired is refused as expired.
                 if let Err(e) = self.store.prune_revoked_tokens(now).await {
                     tracing::warn!(error = %e, "revoked-token pruning failed");
@@ -358,6 +385,7 @@ impl App {
     /// Stops background tasks and flushes what is pending.
     pub async fn shutdown(&self) {
         self.stop.send_replace(true);
+        self.events.close();
         let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock());
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(2), t).await;

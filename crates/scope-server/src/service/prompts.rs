@@ -2,6 +2,7 @@
 //! delete. Lifecycle rules come from `scope_domain::lifecycle` and are
 //! enforced inside the store's transactions.
 
+use scope_domain::labels::{self, LabelKind};
 use scope_domain::lifecycle::{validate_prompt_name, validate_prompt_type};
 use scope_domain::{template, DomainError, ErrorCode, PromptId, Role, VersionId, VersionStatus};
 use scope_store::{
@@ -15,7 +16,7 @@ use axum::body::Bytes;
 use super::{audit, App, Page, Principal};
 use crate::error::{AppError, NotFoundAs};
 use crate::runtime::now_ms;
-use crate::runtime::prompt_cache::Label;
+use crate::runtime::prompt_cache::{Label, Served};
 use crate::views::VersionView;
 
 pub const MAX_TAGS: usize = 50;
@@ -103,22 +104,71 @@ pub async fn version(app: &App, p: &Principal, name: &str, version_id: &str) -> 
     app.store.get_version(p.org, prompt.prompt.prompt_id, vid).await.not_found_as("version")
 }
 
-/// The production or latest version as response bytes, from memory when the
-/// cache holds a current copy (see `runtime::prompt_cache`).
-pub async fn serve_label(app: &App, p: &Principal, name: &str, label: Label) -> Result<Bytes, AppError> {
+/// The version a label of `name` points at (`None`: the prompt has no
+/// such label). Not `production` or `latest`.
+async fn labelled(app: &App, p: &Principal, name: &str, label: &str) -> Result<Option<VersionRow>, AppError> {
+    let prompt = find(app, p, name).await?;
+    let labels = app.store.list_labels(p.org, prompt.prompt.prompt_id).await?;
+    match labels.into_iter().find(|l| l.label == label) {
+        Some(l) => Ok(Some(app.store.get_version(p.org, prompt.prompt.prompt_id, l.version_id).await?)),
+        None => Ok(None),
+    }
+}
+
+/// What an SDK-facing read asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask<'a> {
+    /// `/production`: for a key bound to environment `E`, the version
+    /// labelled `E` where the prompt has that label (SPEC §9).
+    Production,
+    /// `/latest`.
+    Latest,
+    /// `/labels/{label}`: exactly that label (`production` and `latest`
+    /// included, with no environment substitution).
+    Label(&'a str),
+}
+
+/// An SDK-facing read as a ready response (body, `ETag`, the label served),
+/// from memory when the cache holds a current copy (see
+/// `runtime::prompt_cache`); the database is read only on a miss.
+pub async fn serve(app: &App, p: &Principal, name: &str, ask: Ask<'_>) -> Result<Served, AppError> {
     p.require(Role::Viewer)?;
-    if let Some(body) = app.prompts.get(p.org, name, label) {
-        return Ok(body);
+    let key = match ask {
+        Ask::Production => match labels::label_for_environment(p.environment.as_deref()) {
+            Some(env) => Label::ProductionFor(env),
+            None => Label::Production,
+        },
+        Ask::Latest => Label::Latest,
+        Ask::Label(l) => {
+            labels::validate_label(l)?;
+            match labels::kind(l) {
+                LabelKind::Production => Label::Production,
+                LabelKind::Latest => Label::Latest,
+                LabelKind::Custom => Label::Named(l),
+            }
+        }
+    };
+    if let Some(served) = app.prompts.get(p.org, name, key) {
+        return Ok(served);
     }
     let generation = app.prompts.begin(&p.org);
-    let row = match label {
-        Label::Production => production(app, p, name).await?,
-        Label::Latest => latest(app, p, name).await?,
+    let (row, served_as) = match key {
+        Label::Production => (production(app, p, name).await?, labels::PRODUCTION),
+        Label::Latest => (latest(app, p, name).await?, labels::LATEST),
+        Label::Named(l) => match labelled(app, p, name, l).await? {
+            Some(v) => (v, l),
+            None => return Err(DomainError::not_found(format!("prompt '{name}' has no label '{l}'")).into()),
+        },
+        Label::ProductionFor(env) => match labelled(app, p, name, env).await? {
+            Some(v) => (v, env),
+            None => (production(app, p, name).await?, labels::PRODUCTION),
+        },
     };
     let body =
         Bytes::from(serde_json::to_vec(&VersionView::from(&row)).map_err(|e| AppError::Internal(e.to_string()))?);
-    app.prompts.insert(p.org, name, label, generation, body.clone());
-    Ok(body)
+    let served = Served::new(served_as, body);
+    app.prompts.insert(p.org, name, key, generation, served.clone());
+    Ok(served)
 }
 
 // ---- management ---------------------------------------------------------------------
@@ -165,7 +215,7 @@ pub async fn create(app: &App, p: &Principal, req: NewPrompt) -> Result<(PromptS
     };
     let ev = audit::event(p, "prompt.created", prompt.prompt_id, json!({"name": prompt.name}));
     app.store.create_prompt(&prompt, &v1, &ev).await?;
-    app.prompts.invalidate_org(p.org);
+    app.prompts_changed(p.org);
     let summary =
         PromptSummary { prompt, latest_version: Some(1), production_version: None, production_version_id: None };
     Ok((summary, v1))
@@ -198,7 +248,7 @@ pub async fn update(app: &App, p: &Principal, name: &str, patch: PromptPatch) ->
     let prompt = find(app, p, name).await?;
     let ev = audit::event(p, "prompt.updated", prompt.prompt.prompt_id, json!({}));
     app.store.update_prompt(p.org, prompt.prompt.prompt_id, &patch, now_ms(), &ev).await.not_found_as("prompt")?;
-    app.prompts.invalidate_org(p.org);
+    app.prompts_changed(p.org);
     find(app, p, &prompt.prompt.prompt_id.to_string()).await
 }
 
@@ -207,7 +257,7 @@ pub async fn delete(app: &App, p: &Principal, name: &str) -> Result<(), AppError
     let prompt = find(app, p, name).await?;
     let ev = audit::event(p, "prompt.deleted", prompt.prompt.prompt_id, json!({"name": prompt.prompt.name}));
     app.store.delete_prompt(p.org, prompt.prompt.prompt_id, &ev).await.not_found_as("prompt")?;
-    app.prompts.invalidate_org(p.org);
+    app.prompts_changed(p.org);
     Ok(())
 }
 
@@ -244,7 +294,7 @@ pub async fn create_version(app: &App, p: &Principal, name: &str, req: NewVersio
     let ev = audit::event(p, "version.created", vid, json!({"prompt_id": prompt.prompt.prompt_id.to_string()}));
     let v =
         app.store.create_version(p.org, prompt.prompt.prompt_id, &new, &ev).await.not_found_as("copy_from version")?;
-    app.prompts.invalidate_org(p.org);
+    app.prompts_changed(p.org);
     Ok(v)
 }
 
@@ -270,7 +320,7 @@ pub async fn update_draft(
         .update_draft(p.org, prompt.prompt.prompt_id, vid, &patch, now_ms(), &ev)
         .await
         .not_found_as("version")?;
-    app.prompts.invalidate_org(p.org);
+    app.prompts_changed(p.org);
     Ok(v)
 }
 
@@ -287,6 +337,8 @@ pub async fn promote(
         return Err(DomainError::bad_request("notes must be at most 2000 characters").into());
     }
     let prompt = find(app, p, name).await?;
+    // Promoting moves the `production` label, which may be protected.
+    super::labels::check_may_move(app, p, labels::PRODUCTION).await?;
     let vid = parse_version_id(version_id)?;
     let req = PromoteRequest {
         notes: notes.clone(),
@@ -302,7 +354,7 @@ pub async fn promote(
         json!({"prompt_id": prompt.prompt.prompt_id.to_string(), "notes": notes}),
     );
     let v = app.store.promote(p.org, prompt.prompt.prompt_id, vid, &req, &ev).await.not_found_as("version")?;
-    app.prompts.invalidate_org(p.org);
+    app.prompts_changed(p.org);
     Ok(v)
 }
 
@@ -323,7 +375,7 @@ pub async fn set_archived(
         .set_archived(p.org, prompt.prompt.prompt_id, vid, archived, now_ms(), &ev)
         .await
         .not_found_as("version")?;
-    app.prompts.invalidate_org(p.org);
+    app.prompts_changed(p.org);
     Ok(v)
 }
 
