@@ -202,11 +202,41 @@ struct ServeArgs {
     /// Failed sign-ins per account, and per client address, per minute before 429.
     #[arg(long, env = "SCOPE_SIGN_IN_FAILURE_LIMIT", default_value = "10", value_parser = parse_sign_in_limit)]
     sign_in_failure_limit: u32,
+    /// Hours the event log keeps events for `GET /api/v1/events` resumes.
+    #[arg(long, env = "SCOPE_EVENT_RETENTION_HOURS", default_value = "168", value_parser = parse_event_retention)]
+    event_retention_hours: u64,
+    /// Seconds between heartbeats of an idle event stream.
+    #[arg(long, env = "SCOPE_EVENT_HEARTBEAT_SECS", default_value = "15", value_parser = parse_event_heartbeat)]
+    event_heartbeat_secs: u64,
+    /// Most event streams open at once per process (more get 429).
+    #[arg(long, env = "SCOPE_MAX_EVENT_STREAMS", default_value = "10000", value_parser = parse_max_streams)]
+    max_event_streams: usize,
     /// Audiences a client may ask tokens for (OAuth `resource`/`audience`,
     /// set as the JWT `aud`) besides this server's public URL:
     /// comma-separated, e.g. the URLs of services behind a gateway.
     #[arg(long, env = "SCOPE_TOKEN_AUDIENCES", value_delimiter = ',', value_parser = parse_audience)]
     token_audiences: Vec<String>,
+}
+
+fn parse_event_retention(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=87_600).contains(&n) => Ok(n),
+        _ => Err("SCOPE_EVENT_RETENTION_HOURS must be a whole number of hours between 1 and 87600".into()),
+    }
+}
+
+fn parse_event_heartbeat(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=300).contains(&n) => Ok(n),
+        _ => Err("SCOPE_EVENT_HEARTBEAT_SECS must be a whole number of seconds between 1 and 300".into()),
+    }
+}
+
+fn parse_max_streams(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err("SCOPE_MAX_EVENT_STREAMS must be a whole number between 1 and 1000000".into()),
+    }
 }
 
 fn parse_audience(s: &str) -> Result<String, String> {
@@ -414,6 +444,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.session_idle_timeout = Duration::from_secs(args.session_idle_secs);
             c.session_max_age = Duration::from_secs(args.session_max_age_secs);
             c.sign_in_failure_limit = args.sign_in_failure_limit;
+            c.event_retention = Duration::from_secs(args.event_retention_hours * 3600);
+            c.event_heartbeat = Duration::from_secs(args.event_heartbeat_secs);
+            c.max_event_streams = args.max_event_streams;
             c.token_audiences = args.token_audiences.clone();
             scope_server::serve(c, shutdown_signal()).await.map_err(app_err)
         }
