@@ -121,7 +121,10 @@ pub fn use_colour(choice: &str) -> bool {
     match choice {
         "always" => true,
         "never" => false,
-        _ => std::io::stdout().is_terminal() && !std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        _ => {
+            let no_color = matches!(std::env::var_os("NO_COLOR"), Some(v) if !v.is_empty());
+            std::io::stdout().is_terminal() && !no_color
+        }
     }
 }
 

@@ -537,3 +537,80 @@ async fn cli_labels_label_rollback_diff_and_get() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no label 'canary'"));
 }
+
+/// The console shows labels on the prompt page and moves, rolls back and
+/// removes them through confirmation pages (CSRF-checked forms, as promote).
+#[tokio::test]
+async fn the_console_shows_and_moves_labels() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let v = prompt_with_versions(&admin, "greeting", 2).await;
+    admin.post_empty(&format!("/api/v1/prompts/greeting/versions/{}/promote", v[0])).await.assert_status(200);
+
+    let b = crate::browser::Browser::start("labels", &server.base).await;
+    b.sign_in(&server.org.admin_email, &server.org.admin_password).await;
+    b.wait_path("/prompts").await;
+    b.visit("/prompts/greeting", "prompt-with-production").await;
+    assert!(b.has_css("table#labels tr[data-label='production'][data-version='1']").await);
+    assert!(b.has_css("tr[data-version='1'] span.label[data-label='production']").await, "versions show their labels");
+
+    // Move: the form, then a confirmation page naming both versions.
+    b.fill("Label", "staging").await;
+    b.select("Version", &[&v[1], "v2 (draft)"]).await;
+    b.click_button("Move label").await;
+    b.wait_path("/prompts/greeting/move-label").await;
+    assert!(b.text().await.contains("Point staging of greeting at v2?"), "{}", b.text().await);
+    b.fill("Notes", "try v2 on staging").await;
+    b.click_button("Move label").await;
+    b.wait_path("/prompts/greeting").await;
+    assert!(b.has_css("table#labels tr[data-label='staging'][data-version='2']").await);
+    assert!(b.has_css("table#label-history tr[data-label='staging'][data-kind='move']").await);
+    assert!(b.text().await.contains("try v2 on staging"));
+    assert_eq!(vid(&admin.get("/api/v1/prompts/greeting/labels/staging").await.json()), v[1]);
+
+    // Production through the same form is a promotion.
+    b.fill("Label", "production").await;
+    b.select("Version", &[&v[1], "v2 (draft)"]).await;
+    b.click_button("Move label").await;
+    assert!(b.text().await.contains("promotes the version"));
+    b.click_button("Move label").await;
+    b.wait_path("/prompts/greeting").await;
+    assert_eq!(vid(&admin.get("/api/v1/prompts/greeting/production").await.json()), v[1]);
+
+    // Roll back production: back to v1.
+    b.click_in("table#labels tr[data-label='production']", "Roll back").await;
+    assert!(b.text().await.contains("back to v1"), "{}", b.text().await);
+    b.click_button("Roll back").await;
+    b.wait_path("/prompts/greeting").await;
+    assert_eq!(vid(&admin.get("/api/v1/prompts/greeting/production").await.json()), v[0]);
+    assert!(b.has_css("table#label-history tr[data-label='production'][data-kind='rollback']").await);
+
+    // Remove staging.
+    b.click_in("table#labels tr[data-label='staging']", "Remove").await;
+    b.click_button("Remove label").await;
+    b.wait_path("/prompts/greeting").await;
+    assert!(!b.has_css("table#labels tr[data-label='staging']").await);
+    admin.get("/api/v1/prompts/greeting/labels/staging").await.assert_error(404, "not_found");
+
+    // A protected label: an editor is refused with the label named.
+    put(&admin, "/api/v1/settings/protected-labels", json!({"labels": ["production"]})).await.assert_status(200);
+    let password = {
+        let r = admin.post("/api/v1/users", json!({"email": "ed@acme.test", "role": "editor", "onboarding": "password"})).await;
+        r.assert_status(201);
+        r.json()["initial_password"].as_str().expect("initial_password").to_owned()
+    };
+    let ed = b.another("editor").await;
+    ed.sign_in("ed@acme.test", &password).await;
+    ed.wait_path("/account/password").await;
+    ed.fill("Current password", &password).await;
+    ed.fill("New password", "a long enough editor password").await;
+    ed.fill("Confirm new password", "a long enough editor password").await;
+    ed.click_button("Change password").await;
+    ed.visit(&format!("/prompts/greeting/move-label?label=production&version={}", v[1]), "editor-confirm").await;
+    ed.click_button("Move label").await;
+    assert_eq!(ed.status().await, 403);
+    assert!(ed.text().await.contains("'production'"), "{}", ed.text().await);
+    assert_eq!(vid(&admin.get("/api/v1/prompts/greeting/production").await.json()), v[0]);
+    ed.close().await;
+    b.close().await;
+}

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod labels;
 pub mod layout;
 pub mod prompts;
 pub mod users;
@@ -54,6 +55,10 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/prompts/{name}/versions/{version_id}/promote", get(prompts::promote_confirm).post(prompts::promote))
         .route("/prompts/{name}/versions/{version_id}/archive", post(prompts::archive))
         .route("/prompts/{name}/versions/{version_id}/unarchive", post(prompts::unarchive))
+        .route("/prompts/{name}/move-label", get(labels::move_confirm))
+        .route("/prompts/{name}/labels/{label}", post(labels::move_label))
+        .route("/prompts/{name}/labels/{label}/rollback", get(labels::rollback_confirm).post(labels::rollback))
+        .route("/prompts/{name}/labels/{label}/remove", get(labels::remove_confirm).post(labels::remove))
         .route("/assets/{file}", get(assets::serve))
         .layer(middleware::from_fn_with_state(app, signed_in_error_pages))
         .layer(middleware::from_fn(security_headers))

@@ -1,8 +1,9 @@
 //! Prompts: the list (search, tag filter), new prompt, and a prompt's page:
-//! versions with status badges, content with `{{variables}}` highlighted, new
-//! version (blank or copied), draft editing, promotion with confirmation,
-//! archive/unarchive, promotion history, side-by-side diff, and a render
-//! preview with the SDK's own renderer.
+//! versions with status badges and labels, content with `{{variables}}`
+//! highlighted, new version (blank or copied), draft editing, promotion with
+//! confirmation, archive/unarchive, the labels and release log
+//! (`labels.rs`), promotion history, side-by-side diff, and a render preview
+//! with the SDK's own renderer.
 
 use std::collections::HashMap;
 
@@ -193,6 +194,7 @@ pub async fn detail(
         },
     };
     let history = prompts::promotions(&ctx.app, ctx.p(), &name, page(Some(50), None)?).await?.data;
+    let (labels, label_history) = super::labels::load(&ctx, &name).await?;
     let editor = ctx.p().role.allows(Role::Editor);
     let now = now_ms();
     let preview: Option<Result<String, String>> = match (&selected, param("render")) {
@@ -222,7 +224,7 @@ pub async fn detail(
                     tbody {
                         @for v in &versions {
                             tr data-version=(v.version) data-status=(v.status.as_str()) .selected[selected.as_ref().is_some_and(|s| s.version_id == v.version_id)] {
-                                td { a href=(version_url(&name, v)) { "v" (v.version) } }
+                                td { a href=(version_url(&name, v)) { "v" (v.version) } @for l in &v.labels { " " (super::labels::chip(l)) } }
                                 td { (badge(v.status.as_str())) }
                                 td { (time_rel(v.created_at, now)) }
                             }
@@ -259,7 +261,7 @@ pub async fn detail(
             section.version {
                 @if let Some(v) = &selected {
                     div.title-row {
-                        h2 { "Version " (v.version) " " (badge(v.status.as_str())) }
+                        h2 { "Version " (v.version) " " (badge(v.status.as_str())) @for l in &v.labels { " " (super::labels::chip(l)) } }
                         @if editor {
                             div.buttons {
                                 @match v.status {
@@ -309,6 +311,7 @@ pub async fn detail(
                 }
             }
         }
+        (super::labels::section(&ctx, &name, &labels, &all, &label_history))
         h2 { "Promotion history" }
         div.table-wrap {
             table #promotions {
