@@ -264,9 +264,6 @@ pub trait Store: Send + Sync + 'static {
     async fn key_gate_changes(&self, after_seq: i64) -> StoreResult<Vec<KeyGateRow>>;
 
     // ---- revoked access tokens ---------------------------------------------------------
-    //
-    // Default bodies only so that wrapping stores keep compiling; every
-    // backend implements all three, and a wrapper must forward them.
 
     /// Records the revocation of one access token with its audit row, in one
     /// transaction, giving it a `change_seq` above every earlier revocation
