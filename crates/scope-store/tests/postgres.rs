@@ -296,12 +296,17 @@ async fn change_feed_delivers_commits_only() -> TestResult {
     // visible by the time it is announced.
     writer.revoke_api_key(org, key.key_id, "usr_x", 10, &event(org, "api_key.revoked", "x")).await?;
     assert_eq!(next_change(&mut feed).await?, Change::KeyGates);
+    // Each change also appends to the event log, announced last.
+    assert_eq!(next_change(&mut feed).await?, Change::Events);
     assert!(store.key_gate_changes(0).await?.iter().any(|g| g.key_id == key.key_id && g.revoked));
 
     let (pid, v1) = make_prompt(&*writer, org, "fed", &[], "x").await?;
     assert_eq!(next_change(&mut feed).await?, Change::Prompts(org));
+    assert_eq!(next_change(&mut feed).await?, Change::Events);
     writer.promote(org, pid, v1, &promote_req(true, 20), &event(org, "version.promoted", "x")).await?;
     assert_eq!(next_change(&mut feed).await?, Change::Prompts(org));
+    assert_eq!(next_change(&mut feed).await?, Change::Events);
+    assert!(!store.list_events(org, 0, 10).await?.is_empty(), "visible by the time it is announced");
     assert_eq!(store.production_version(org, pid).await?.map(|v| v.version_id), Some(v1));
 
     // Rolled back: revoking again (nothing changes), rotating a revoked key
