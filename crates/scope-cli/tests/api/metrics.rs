@@ -146,6 +146,7 @@ async fn metrics_show_exchanges_requests_and_caches_by_template_without_secrets(
     let p = admin.create_prompt(name, "hello {{who}}").await;
     let v1 = p["version"]["version_id"].as_str().expect("v1").to_owned();
     admin.post_empty(&format!("/api/v1/prompts/{name}/versions/{v1}/promote")).await.assert_status(200);
+    settle_change_feed().await;
     let production = format!("/api/v1/prompts/{name}/production");
     admin.get(&production).await.assert_status(200);
     admin.get(&production).await.assert_status(200);
@@ -204,11 +205,20 @@ async fn metrics_show_exchanges_requests_and_caches_by_template_without_secrets(
     }
 }
 
+/// On PostgreSQL a server also hears its own writes back on the change feed
+/// a few milliseconds after they commit, and drops the organization's cached
+/// prompts once more (harmless: the next fetch refills it). Tests that count
+/// cache hits let that happen before they count.
+async fn settle_change_feed() {
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+}
+
 #[tokio::test]
 async fn a_repeated_fetch_counts_a_prompt_cache_hit() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
     admin.create_prompt("cached", "hi").await;
+    settle_change_feed().await;
     admin.get("/api/v1/prompts/cached/latest").await.assert_status(200);
     let (_, before) = scrape(&server).await;
     for _ in 0..3 {
