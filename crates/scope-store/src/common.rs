@@ -541,13 +541,76 @@ impl RawUsage {
     }
 }
 
+/// A stored label, as exported.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawStoredLabel {
+    pub(crate) org_id: String,
+    pub(crate) prompt_id: String,
+    pub(crate) label: String,
+    pub(crate) version_id: String,
+    pub(crate) moved_at: i64,
+    pub(crate) moved_by: String,
+}
+
+impl RawStoredLabel {
+    pub(crate) fn into_row(self) -> StoreResult<StoredLabel> {
+        Ok(StoredLabel {
+            org_id: parse_id(&self.org_id, "org id")?,
+            prompt_id: parse_id(&self.prompt_id, "prompt id")?,
+            label: self.label,
+            version_id: parse_id(&self.version_id, "version id")?,
+            moved_at: self.moved_at,
+            moved_by: self.moved_by,
+        })
+    }
+}
+
+/// A label-history row with its organization, as exported.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawStoredLabelMove {
+    pub(crate) org_id: String,
+    #[sqlx(flatten)]
+    pub(crate) label_move: RawLabelMove,
+}
+
+impl RawStoredLabelMove {
+    pub(crate) fn into_row(self) -> StoreResult<StoredLabelMove> {
+        Ok(StoredLabelMove { org_id: parse_id(&self.org_id, "org id")?, label_move: self.label_move.into_row()? })
+    }
+}
+
+/// The export's reads of the tables added with releases and single-token
+/// revocations, in the order the export lists them (the same on every
+/// backend). Revocations come in the order they were made, and leave their
+/// `change_seq` behind (each database numbers its own).
+pub(crate) fn export_revoked_tokens_sql() -> String {
+    format!("{REVOKED_TOKEN_COLUMNS} ORDER BY change_seq")
+}
+
+impl RawRevokedToken {
+    /// As exported: without the database's own `change_seq`.
+    pub(crate) fn into_exported(self) -> StoreResult<RevokedTokenRow> {
+        self.into_row().map(|t| RevokedTokenRow { change_seq: 0, ..t })
+    }
+}
+
+pub(crate) const EXPORT_LABELS: &str =
+    "SELECT org_id, prompt_id, label, version_id, moved_at, moved_by FROM prompt_labels ORDER BY prompt_id, label";
+pub(crate) const EXPORT_LABEL_MOVES: &str = "SELECT org_id, move_id, prompt_id, seq, label, kind, from_version_id, \
+     from_version, to_version_id, to_version, moved_by, moved_at, notes FROM label_moves ORDER BY prompt_id, seq";
+pub(crate) const EXPORT_PROTECTED_LABELS: &str = "SELECT org_id, label FROM protected_labels ORDER BY org_id, label";
+pub(crate) const EXPORT_EVENTS: &str = "SELECT seq, org_id, event_type, at, data FROM events ORDER BY seq";
+pub(crate) const EXPORT_EVENTS_PRUNED_THROUGH: &str = "SELECT pruned_through FROM event_log WHERE id = 1";
+
 /// Checks that a snapshot holds together before any of it is written: every
-/// row's parent is in the snapshot (users, keys and prompts in an
-/// organization, invitations for a user, usage of a key, versions and
-/// promotions of a prompt, in the same organization), each prompt's
-/// `next_version` is above its versions' numbers (numbers are never reused),
-/// and usage counts fit the database. Refusing here gives the operator a
-/// message naming the row instead of a foreign-key failure.
+/// row's parent is in the snapshot (users, keys, revoked tokens, protected
+/// labels, events and prompts in an organization, invitations for a user,
+/// usage of a key, versions, promotions, labels and label moves of a prompt,
+/// and the versions labels and moves name of that prompt, all in the same
+/// organization), each prompt's `next_version` is above its versions' numbers
+/// (numbers are never reused), stored labels are neither `production` nor
+/// `latest`, and counts and positions fit the database. Refusing here gives
+/// the operator a message naming the row instead of a foreign-key failure.
 pub(crate) fn check_snapshot(s: &Snapshot) -> StoreResult<()> {
     use std::collections::{HashMap, HashSet};
     let bad = |msg: String| StoreError::Domain(DomainError::bad_request(msg));
@@ -555,6 +618,7 @@ pub(crate) fn check_snapshot(s: &Snapshot) -> StoreResult<()> {
     let users: HashMap<_, _> = s.users.iter().map(|u| (u.user_id, u.org_id)).collect();
     let keys: HashSet<_> = s.api_keys.iter().map(|k| k.key_id).collect();
     let prompts: HashMap<_, _> = s.prompts.iter().map(|p| (p.prompt.prompt_id, p.prompt.org_id)).collect();
+    let versions: HashMap<_, _> = s.versions.iter().map(|v| (v.version_id, (v.prompt_id, v.org_id))).collect();
     if let Some(u) = s.users.iter().find(|u| !orgs.contains(&u.org_id)) {
         return Err(bad(format!("user {} belongs to an organization not in the export", u.user_id)));
     }
@@ -586,6 +650,46 @@ pub(crate) fn check_snapshot(s: &Snapshot) -> StoreResult<()> {
     }
     if let Some(p) = s.promotions.iter().find(|p| prompts.get(&p.promotion.prompt_id) != Some(&p.org_id)) {
         return Err(bad(format!("promotion {} names a prompt not in the export", p.promotion.promotion_id)));
+    }
+    if let Some(t) = s.revoked_tokens.iter().find(|t| !orgs.contains(&t.org_id)) {
+        return Err(bad(format!("revoked token {} belongs to an organization not in the export", t.jti)));
+    }
+    // A version of this prompt, in this organization.
+    let of_prompt = |v: &scope_domain::VersionId, prompt, org| versions.get(v) == Some(&(prompt, org));
+    for l in &s.labels {
+        if prompts.get(&l.prompt_id) != Some(&l.org_id) {
+            return Err(bad(format!("label '{}' names a prompt not in the export ({})", l.label, l.prompt_id)));
+        }
+        if !of_prompt(&l.version_id, l.prompt_id, l.org_id) {
+            return Err(bad(format!("label '{}' of {} names a version not in the export", l.label, l.prompt_id)));
+        }
+        if !scope_domain::labels::is_label(&l.label)
+            || scope_domain::labels::kind(&l.label) != scope_domain::labels::LabelKind::Custom
+        {
+            return Err(bad(format!("'{}' of {} cannot be a stored label", l.label, l.prompt_id)));
+        }
+    }
+    for m in &s.label_moves {
+        let r = &m.label_move;
+        if prompts.get(&r.prompt_id) != Some(&m.org_id) {
+            return Err(bad(format!("label move {} names a prompt not in the export", r.move_id)));
+        }
+        let named = [r.from_version_id, r.to_version_id];
+        if named.iter().flatten().any(|v| !of_prompt(v, r.prompt_id, m.org_id)) {
+            return Err(bad(format!("label move {} names a version not in the export", r.move_id)));
+        }
+    }
+    if let Some(p) = s.protected_labels.iter().find(|p| !orgs.contains(&p.org_id)) {
+        return Err(bad(format!("protected label '{}' belongs to an organization not in the export", p.label)));
+    }
+    if let Some(e) = s.events.iter().find(|e| !orgs.contains(&e.org_id)) {
+        return Err(bad(format!("event {} belongs to an organization not in the export", e.seq)));
+    }
+    if let Some(e) = s.events.iter().find(|e| e.seq <= 0) {
+        return Err(bad(format!("event {} has no valid position", e.seq)));
+    }
+    if s.events_pruned_through < 0 {
+        return Err(bad("the event log's pruned-through mark is negative".into()));
     }
     Ok(())
 }

@@ -494,13 +494,20 @@ pub trait Store: Send + Sync + 'static {
     // ---- export and import -------------------------------------------------------------
 
     /// Everything stored except sessions, each table in a stable order
-    /// (creation order where there is one).
+    /// (creation order where there is one), read in one consistent
+    /// transaction. Revoked tokens are all listed (expired ones not yet
+    /// pruned too), in the order they were revoked, with `change_seq` 0.
     async fn export(&self) -> StoreResult<Snapshot>;
 
     /// Loads a snapshot into an empty database (no organization yet:
     /// `Conflict` otherwise), in one transaction: all or nothing. Rows are
     /// stored as given; keys that are revoked or expire get gate sequence
-    /// numbers as [`insert_api_key`](Self::insert_api_key) gives them.
+    /// numbers as [`insert_api_key`](Self::insert_api_key) gives them,
+    /// revoked tokens fresh `change_seq` numbers as
+    /// [`revoke_token`](Self::revoke_token) gives them (in the snapshot's
+    /// order); events keep their positions and the pruned-through mark, and
+    /// positions handed out afterwards are above both. Announced on the
+    /// change feed like the writes it stands for.
     async fn import(&self, snapshot: &Snapshot) -> StoreResult<()>;
 
     // ---- bulk import ------------------------------------------------------------------

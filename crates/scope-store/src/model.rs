@@ -360,10 +360,37 @@ pub struct StoredPromotion {
     pub promotion: PromotionRow,
 }
 
+/// A stored label (any but `production`, which is the published version,
+/// and `latest`, which is computed), as exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLabel {
+    pub org_id: OrgId,
+    pub prompt_id: PromptId,
+    pub label: String,
+    pub version_id: VersionId,
+    pub moved_at: i64,
+    /// `usr_…`, `key_…` or `system`.
+    pub moved_by: String,
+}
+
+/// A label-history row with its organization, as exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLabelMove {
+    pub org_id: OrgId,
+    pub label_move: LabelMoveRow,
+}
+
+/// A label only admins may move in an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectedLabelRow {
+    pub org_id: OrgId,
+    pub label: String,
+}
+
 /// Everything a deployment stores except browser sessions (people sign in
 /// again after a move), for `scope export` / `scope import`. Rows are kept as
 /// stored: keys and invitations as digests, signing keys as stored (encrypted
-/// when they were).
+/// when they were), label moves and events with their positions.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub orgs: Vec<OrgRow>,
@@ -371,11 +398,28 @@ pub struct Snapshot {
     pub invitations: Vec<InvitationRow>,
     pub api_keys: Vec<ApiKeyRow>,
     pub key_usage: Vec<UsageRow>,
+    /// Access tokens revoked one by one, in the order they were revoked.
+    /// Their `change_seq` is 0: each database numbers its own revocations,
+    /// and an import gives them fresh numbers, in this order, above every
+    /// number the importing database handed out before.
+    pub revoked_tokens: Vec<RevokedTokenRow>,
     pub prompts: Vec<StoredPrompt>,
     pub versions: Vec<VersionRow>,
     pub promotions: Vec<StoredPromotion>,
+    /// Stored labels (not `production`: that is the published version).
+    pub labels: Vec<StoredLabel>,
+    /// The release log, `production` included, with each prompt's `seq`.
+    pub label_moves: Vec<StoredLabelMove>,
+    pub protected_labels: Vec<ProtectedLabelRow>,
     pub audit: Vec<AuditRow>,
     pub signing_keys: Vec<SigningKeyRow>,
+    /// The retained event log, with its positions (a client resuming a live
+    /// stream with `Last-Event-ID` continues where it stopped).
+    pub events: Vec<EventRow>,
+    /// Up to where the event log was pruned. An import keeps it, and the
+    /// importing database hands out positions above it and above every
+    /// imported event.
+    pub events_pruned_through: i64,
 }
 
 /// Where a label points (SPEC §9). `production` is listed from the

@@ -402,6 +402,58 @@ async fn a_token_revocation_is_announced_once_after_commit() -> TestResult {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_import_announces_what_it_loaded_after_commit() -> TestResult {
+    // A deployment with a prompt, a label, a token revoked on its own and
+    // events, exported.
+    let source = open(&fresh_database().await?).await?;
+    let (org, key) = make_org(&*source, "import-feed@example.com").await?;
+    let (pid, v1) = make_prompt(&*source, org, "fed", &[], "x").await?;
+    let staging = MoveLabelRequest {
+        label: "staging".into(),
+        to: Some(v1),
+        kind: LabelMoveKind::Move,
+        if_current: None,
+        notes: None,
+        archive_previous: false,
+        actor: "usr_x".into(),
+        now_ms: 10,
+        move_id: format!("lbm_{}", ulid_text()),
+        promotion_id: format!("prm_{}", ulid_text()),
+    };
+    source.move_label(org, pid, &staging, &event(org, "label.moved", "x")).await?;
+    let row = RevokedTokenRow {
+        jti: "import-feed-jti".into(),
+        org_id: org,
+        key_id: key.key_id,
+        expires_at: i64::MAX / 2,
+        revoked_at: 5,
+        revoked_by: key.key_id.to_string(),
+        change_seq: 0,
+    };
+    assert!(source.revoke_token(&row, &event(org, "api_key.token_revoked", "x")).await?);
+    let snapshot = source.export().await?;
+    assert!(!snapshot.events.is_empty() && !snapshot.revoked_tokens.is_empty());
+
+    // A replica of the target database listens while it is imported.
+    let url = fresh_database().await?;
+    let store = open(&url).await?;
+    let importer = open(&url).await?;
+    let mut feed = store.changes().await?.ok_or("PostgreSQL pushes changes")?;
+    assert_eq!(next_change(&mut feed).await?, Change::Resync);
+    importer.import(&snapshot).await?;
+    assert_eq!(next_change(&mut feed).await?, Change::Prompts(org));
+    assert_eq!(next_change(&mut feed).await?, Change::Tokens);
+    // Visible by the time it is announced.
+    assert!(store.revoked_token_changes(0, 0).await?.iter().any(|r| r.jti == "import-feed-jti" && r.change_seq > 0));
+    assert_eq!(next_change(&mut feed).await?, Change::Events);
+    assert_eq!(store.event_feed(0, 100).await?, source.event_feed(0, 100).await?);
+    // A second import is refused and rolled back: nothing is announced.
+    assert!(matches!(importer.import(&snapshot).await, Err(StoreError::Conflict(_))));
+    assert!(tokio::time::timeout(Duration::from_millis(300), feed.recv()).await.is_err(), "nothing else");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_feed_coalesces_into_one_resync() -> TestResult {
     let url = fresh_database().await?;

@@ -2,9 +2,17 @@
 //! sessions, as a [`Snapshot`].
 //!
 //! Export reads every table in one REPEATABLE READ, READ ONLY transaction, so
-//! the snapshot is consistent while other replicas keep writing. Import loads
+//! the snapshot is consistent while other replicas keep writing; tables come
+//! in the SQLite backend's order (see `sqlite/transfer.rs`). Import loads
 //! into an empty database in one transaction with multi-row INSERTs (each
 //! within PostgreSQL's limit of 65 535 bound parameters): all or nothing.
+//!
+//! Revoked tokens get fresh `change_seq` numbers from the identity, drawn
+//! under the token lock as `tokens::revoke_token` draws them; events keep
+//! their positions, appended under the event lock (the last lock taken), and
+//! the sequence continues above them and the pruned-through mark. The
+//! import announces what it loaded on the change feed (`prompts:<org>`,
+//! `signing_keys`, `gates`, `tokens`, `events`), delivered at commit.
 
 use std::collections::BTreeSet;
 
@@ -12,7 +20,7 @@ use scope_domain::OrgId;
 use sqlx::postgres::PgConnection;
 use sqlx::{Postgres, QueryBuilder};
 
-use super::{batch_rows, changes, keys, prompts, users, DbResult, PgStore};
+use super::{batch_rows, changes, keys, prompts, users, DbResult, PgStore, EVENT_LOCK, TOKEN_LOCK};
 use crate::common::*;
 use crate::model::*;
 use crate::{StoreError, StoreResult};
@@ -140,8 +148,67 @@ pub(super) async fn export(store: &PgStore) -> StoreResult<Snapshot> {
         .map(RawSigningKey::into_row)
         .collect();
 
+    let revoked_tokens = sqlx::query_as::<_, RawRevokedToken>(&export_revoked_tokens_sql())
+        .fetch_all(&mut *conn)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawRevokedToken::into_exported)
+        .collect::<StoreResult<Vec<_>>>()?;
+
+    let labels = sqlx::query_as::<_, RawStoredLabel>(EXPORT_LABELS)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawStoredLabel::into_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+
+    let label_moves = sqlx::query_as::<_, RawStoredLabelMove>(EXPORT_LABEL_MOVES)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawStoredLabelMove::into_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+
+    let protected_labels = sqlx::query_as::<_, (String, String)>(EXPORT_PROTECTED_LABELS)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?
+        .into_iter()
+        .map(|(org_id, label)| Ok(ProtectedLabelRow { org_id: parse_id(&org_id, "org id")?, label }))
+        .collect::<StoreResult<Vec<_>>>()?;
+
+    let events = sqlx::query_as::<_, RawEvent>(EXPORT_EVENTS)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawEvent::into_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    let events_pruned_through: i64 =
+        sqlx::query_scalar(EXPORT_EVENTS_PRUNED_THROUGH).fetch_one(&mut *conn).await.db()?;
+
     tx.commit().await.db()?;
-    Ok(Snapshot { orgs, users, invitations, api_keys, key_usage, prompts, versions, promotions, audit, signing_keys })
+    Ok(Snapshot {
+        orgs,
+        users,
+        invitations,
+        api_keys,
+        key_usage,
+        revoked_tokens,
+        prompts,
+        versions,
+        promotions,
+        labels,
+        label_moves,
+        protected_labels,
+        audit,
+        signing_keys,
+        events,
+        events_pruned_through,
+    })
 }
 
 pub(super) async fn import(store: &PgStore, snapshot: &Snapshot) -> StoreResult<()> {
@@ -173,6 +240,10 @@ pub(super) async fn import(store: &PgStore, snapshot: &Snapshot) -> StoreResult<
     }
     prompts::insert_versions(conn, &version_rows).await?;
     insert_promotions(conn, &snapshot.promotions).await?;
+    insert_labels(conn, &snapshot.labels).await?;
+    insert_label_moves(conn, &snapshot.label_moves).await?;
+    insert_protected_labels(conn, &snapshot.protected_labels).await?;
+    insert_revoked_tokens(conn, &snapshot.revoked_tokens).await?;
     insert_audit_rows(conn, &snapshot.audit).await?;
     insert_signing_keys(conn, &snapshot.signing_keys).await?;
 
@@ -187,6 +258,11 @@ pub(super) async fn import(store: &PgStore, snapshot: &Snapshot) -> StoreResult<
     if snapshot.api_keys.iter().any(|k| k.revoked_at.is_some() || k.expires_at.is_some()) {
         changes::gates_changed(conn).await?;
     }
+    if !snapshot.revoked_tokens.is_empty() {
+        changes::tokens_changed(conn).await?;
+    }
+    // Last: it takes the event lock, which is held until the commit.
+    insert_events(conn, &snapshot.events, snapshot.events_pruned_through).await?;
     tx.commit().await.db()
 }
 
@@ -264,6 +340,137 @@ async fn insert_signing_keys(conn: &mut PgConnection, rows: &[SigningKeyRow]) ->
                 .push_bind(k.retired_at);
         });
         qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_labels(conn: &mut PgConnection, rows: &[StoredLabel]) -> StoreResult<()> {
+    for chunk in rows.chunks(batch_rows(6)) {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "INSERT INTO prompt_labels (prompt_id, label, org_id, version_id, moved_at, moved_by) ",
+        );
+        qb.push_values(chunk, |mut b, l| {
+            b.push_bind(l.prompt_id.to_string())
+                .push_bind(l.label.as_str())
+                .push_bind(l.org_id.to_string())
+                .push_bind(l.version_id.to_string())
+                .push_bind(l.moved_at)
+                .push_bind(l.moved_by.as_str());
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_label_moves(conn: &mut PgConnection, rows: &[StoredLabelMove]) -> StoreResult<()> {
+    for chunk in rows.chunks(batch_rows(13)) {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "INSERT INTO label_moves (move_id, prompt_id, org_id, seq, label, kind, from_version_id, from_version, \
+             to_version_id, to_version, moved_by, moved_at, notes) ",
+        );
+        qb.push_values(chunk, |mut b, s| {
+            let m = &s.label_move;
+            b.push_bind(m.move_id.as_str())
+                .push_bind(m.prompt_id.to_string())
+                .push_bind(s.org_id.to_string())
+                .push_bind(m.seq)
+                .push_bind(m.label.as_str())
+                .push_bind(m.kind.as_str())
+                .push_bind(m.from_version_id.map(|id| id.to_string()))
+                .push_bind(m.from_version)
+                .push_bind(m.to_version_id.map(|id| id.to_string()))
+                .push_bind(m.to_version)
+                .push_bind(m.moved_by.as_str())
+                .push_bind(m.moved_at)
+                .push_bind(m.notes.as_deref());
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_protected_labels(conn: &mut PgConnection, rows: &[ProtectedLabelRow]) -> StoreResult<()> {
+    for chunk in rows.chunks(batch_rows(2)) {
+        let mut qb = QueryBuilder::<Postgres>::new("INSERT INTO protected_labels (org_id, label) ");
+        qb.push_values(chunk, |mut b, p| {
+            b.push_bind(p.org_id.to_string()).push_bind(p.label.as_str());
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+/// Revocations with fresh `change_seq` numbers from the identity (above
+/// every number it handed out before, pruned ones included), drawn while
+/// holding the token lock like `tokens::revoke_token`, so they are handed out
+/// and committed in one order with any other revocation.
+async fn insert_revoked_tokens(conn: &mut PgConnection, rows: &[RevokedTokenRow]) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(TOKEN_LOCK).execute(&mut *conn).await.db()?;
+    for chunk in rows.chunks(batch_rows(6)) {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "INSERT INTO revoked_tokens (jti, org_id, key_id, expires_at, revoked_at, revoked_by) ",
+        );
+        qb.push_values(chunk, |mut b, t| {
+            b.push_bind(t.jti.as_str())
+                .push_bind(t.org_id.to_string())
+                .push_bind(t.key_id.to_string())
+                .push_bind(t.expires_at)
+                .push_bind(t.revoked_at)
+                .push_bind(t.revoked_by.as_str());
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+/// The event log as it was: events at their positions and the pruned-through
+/// mark, under the event lock (so it is the last lock this transaction
+/// takes), then the sequence raised past both, so that events written after
+/// the import continue above every imported position (a stream resuming
+/// from one of them misses nothing and gets nothing twice). Announced as
+/// `events`.
+async fn insert_events(conn: &mut PgConnection, rows: &[EventRow], pruned_through: i64) -> StoreResult<()> {
+    let top = rows.iter().map(|e| e.seq).max().unwrap_or(0).max(pruned_through);
+    if top == 0 {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(EVENT_LOCK).execute(&mut *conn).await.db()?;
+    for chunk in rows.chunks(batch_rows(5)) {
+        let mut values = Vec::with_capacity(chunk.len());
+        for e in chunk {
+            values.push((e, json_text(&e.data)?));
+        }
+        let mut qb = QueryBuilder::<Postgres>::new("INSERT INTO events (seq, org_id, event_type, at, data) ");
+        qb.push_values(values, |mut b, (e, data)| {
+            b.push_bind(e.seq)
+                .push_bind(e.org_id.to_string())
+                .push_bind(e.event_type.as_str())
+                .push_bind(e.at)
+                .push_bind(data);
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    sqlx::query("UPDATE event_log SET pruned_through = GREATEST(pruned_through, $1) WHERE id = 1")
+        .bind(pruned_through)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    // Never lowered: `setval` is not rolled back with the transaction, and a
+    // number skipped after a failed import is harmless where a number
+    // handed out twice is not.
+    sqlx::query(
+        "SELECT setval(pg_get_serial_sequence('events', 'seq'), \
+         GREATEST($1, COALESCE(pg_sequence_last_value(pg_get_serial_sequence('events', 'seq')::regclass), 0)))",
+    )
+    .bind(top)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    if !rows.is_empty() {
+        changes::events_changed(conn).await?;
     }
     Ok(())
 }

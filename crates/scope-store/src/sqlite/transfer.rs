@@ -8,13 +8,18 @@
 //! backend are the same file: users, keys, prompts, promotions and audit
 //! events by id (ULIDs: creation order); organizations, invitations and
 //! signing keys by creation time, then id (or token digest); usage by key,
-//! then day; versions by prompt, then number.
+//! then day; versions by prompt, then number; labels by prompt, then name;
+//! label moves by prompt, then position; protected labels by organization,
+//! then name; revoked tokens in the order they were revoked; events by
+//! position.
 //!
 //! Import writes into a database with no organization yet, in one write
 //! transaction (all or nothing), parents before children, in multi-row
 //! batches. Rows are stored as given; keys born revoked or with an expiry get
-//! gate sequence numbers the way `keys::insert_keys` hands them out, so the
-//! revocation views of running servers pick them up. Signing keys already in
+//! gate sequence numbers the way `keys::insert_keys` hands them out, and
+//! revoked tokens fresh `change_seq` numbers, so the revocation views of
+//! running servers pick them up. Events keep their positions; later ones
+//! continue above them and above the pruned-through mark. Signing keys already in
 //! the database (a server started on it before the import made one) stay:
 //! the newest unretired key signs, and the imported ones keep verifying the
 //! tokens they signed.
@@ -111,9 +116,62 @@ pub(super) async fn export(store: &SqliteStore) -> StoreResult<Snapshot> {
         .into_iter()
         .map(RawSigningKey::into_row)
         .collect();
+    let revoked_tokens = sqlx::query_as::<_, RawRevokedToken>(&export_revoked_tokens_sql())
+        .fetch_all(&mut *tx)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawRevokedToken::into_exported)
+        .collect::<StoreResult<_>>()?;
+    let labels = sqlx::query_as::<_, RawStoredLabel>(EXPORT_LABELS)
+        .fetch_all(&mut *tx)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawStoredLabel::into_row)
+        .collect::<StoreResult<_>>()?;
+    let label_moves = sqlx::query_as::<_, RawStoredLabelMove>(EXPORT_LABEL_MOVES)
+        .fetch_all(&mut *tx)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawStoredLabelMove::into_row)
+        .collect::<StoreResult<_>>()?;
+    let protected_labels = sqlx::query_as::<_, (String, String)>(EXPORT_PROTECTED_LABELS)
+        .fetch_all(&mut *tx)
+        .await
+        .db()?
+        .into_iter()
+        .map(|(org_id, label)| Ok(ProtectedLabelRow { org_id: parse_id(&org_id, "org id")?, label }))
+        .collect::<StoreResult<_>>()?;
+    let events = sqlx::query_as::<_, RawEvent>(EXPORT_EVENTS)
+        .fetch_all(&mut *tx)
+        .await
+        .db()?
+        .into_iter()
+        .map(RawEvent::into_row)
+        .collect::<StoreResult<_>>()?;
+    let events_pruned_through: i64 = sqlx::query_scalar(EXPORT_EVENTS_PRUNED_THROUGH).fetch_one(&mut *tx).await.db()?;
     // Nothing was written; ending the read transaction releases the snapshot.
     tx.rollback().await.db()?;
-    Ok(Snapshot { orgs, users, invitations, api_keys, key_usage, prompts, versions, promotions, audit, signing_keys })
+    Ok(Snapshot {
+        orgs,
+        users,
+        invitations,
+        api_keys,
+        key_usage,
+        revoked_tokens,
+        prompts,
+        versions,
+        promotions,
+        labels,
+        label_moves,
+        protected_labels,
+        audit,
+        signing_keys,
+        events,
+        events_pruned_through,
+    })
 }
 
 pub(super) async fn import(store: &SqliteStore, snapshot: &Snapshot) -> StoreResult<()> {
@@ -138,8 +196,13 @@ pub(super) async fn import(store: &SqliteStore, snapshot: &Snapshot) -> StoreRes
     let version_rows = s.versions.iter().map(|v| Ok((v, json_text(&v.variables)?))).collect::<StoreResult<Vec<_>>>()?;
     prompts::insert_versions(&mut tx, &version_rows).await?;
     insert_promotions(&mut tx, &s.promotions).await?;
+    insert_labels(&mut tx, &s.labels).await?;
+    insert_label_moves(&mut tx, &s.label_moves).await?;
+    insert_protected_labels(&mut tx, &s.protected_labels).await?;
+    insert_revoked_tokens(&mut tx, &s.revoked_tokens).await?;
     insert_audit_rows(&mut tx, &s.audit).await?;
     insert_signing_keys(&mut tx, &s.signing_keys).await?;
+    insert_events(&mut tx, &s.events, s.events_pruned_through).await?;
     tx.commit().await.db()
 }
 
@@ -267,6 +330,126 @@ async fn insert_signing_keys(conn: &mut SqliteConnection, rows: &[SigningKeyRow]
                 .push_bind(k.retired_at);
         });
         qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_labels(conn: &mut SqliteConnection, rows: &[StoredLabel]) -> StoreResult<()> {
+    for chunk in rows.chunks(IMPORT_BATCH_ROWS) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO prompt_labels (prompt_id, label, org_id, version_id, moved_at, moved_by) ",
+        );
+        qb.push_values(chunk, |mut b, l| {
+            b.push_bind(l.prompt_id.to_string())
+                .push_bind(l.label.as_str())
+                .push_bind(l.org_id.to_string())
+                .push_bind(l.version_id.to_string())
+                .push_bind(l.moved_at)
+                .push_bind(l.moved_by.as_str());
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_label_moves(conn: &mut SqliteConnection, rows: &[StoredLabelMove]) -> StoreResult<()> {
+    for chunk in rows.chunks(IMPORT_BATCH_ROWS) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO label_moves (move_id, prompt_id, org_id, seq, label, kind, from_version_id, from_version, \
+             to_version_id, to_version, moved_by, moved_at, notes) ",
+        );
+        qb.push_values(chunk, |mut b, s| {
+            let m = &s.label_move;
+            b.push_bind(m.move_id.as_str())
+                .push_bind(m.prompt_id.to_string())
+                .push_bind(s.org_id.to_string())
+                .push_bind(m.seq)
+                .push_bind(m.label.as_str())
+                .push_bind(m.kind.as_str())
+                .push_bind(m.from_version_id.map(|id| id.to_string()))
+                .push_bind(m.from_version)
+                .push_bind(m.to_version_id.map(|id| id.to_string()))
+                .push_bind(m.to_version)
+                .push_bind(m.moved_by.as_str())
+                .push_bind(m.moved_at)
+                .push_bind(m.notes.as_deref());
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_protected_labels(conn: &mut SqliteConnection, rows: &[ProtectedLabelRow]) -> StoreResult<()> {
+    for chunk in rows.chunks(IMPORT_BATCH_ROWS) {
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO protected_labels (org_id, label) ");
+        qb.push_values(chunk, |mut b, p| {
+            b.push_bind(p.org_id.to_string()).push_bind(p.label.as_str());
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+/// Revocations get fresh `change_seq` numbers, in the order given: the
+/// AUTOINCREMENT key hands out numbers above every one it handed out before
+/// (pruned ones included), inside this write transaction, as
+/// `tokens::revoke_token` draws them.
+async fn insert_revoked_tokens(conn: &mut SqliteConnection, rows: &[RevokedTokenRow]) -> StoreResult<()> {
+    for chunk in rows.chunks(IMPORT_BATCH_ROWS) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO revoked_tokens (jti, org_id, key_id, expires_at, revoked_at, revoked_by) ",
+        );
+        qb.push_values(chunk, |mut b, t| {
+            b.push_bind(t.jti.as_str())
+                .push_bind(t.org_id.to_string())
+                .push_bind(t.key_id.to_string())
+                .push_bind(t.expires_at)
+                .push_bind(t.revoked_at)
+                .push_bind(t.revoked_by.as_str());
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+/// The event log as it was: events at their positions, the pruned-through
+/// mark, and the AUTOINCREMENT counter raised past both, so that events
+/// written after the import continue above every imported position (a
+/// stream resuming from one of them misses nothing and gets nothing twice).
+async fn insert_events(conn: &mut SqliteConnection, rows: &[EventRow], pruned_through: i64) -> StoreResult<()> {
+    for chunk in rows.chunks(IMPORT_BATCH_ROWS) {
+        let data = chunk.iter().map(|e| json_text(&e.data)).collect::<StoreResult<Vec<_>>>()?;
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO events (seq, org_id, event_type, at, data) ");
+        qb.push_values(chunk.iter().zip(data), |mut b, (e, data)| {
+            b.push_bind(e.seq)
+                .push_bind(e.org_id.to_string())
+                .push_bind(e.event_type.as_str())
+                .push_bind(e.at)
+                .push_bind(data);
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    sqlx::query("UPDATE event_log SET pruned_through = MAX(pruned_through, ?1) WHERE id = 1")
+        .bind(pruned_through)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    // Explicit keys already raised the counter to the highest imported
+    // position; a log pruned past its last event needs the mark as well.
+    let top = rows.iter().map(|e| e.seq).max().unwrap_or(0).max(pruned_through);
+    if top > 0 {
+        sqlx::query(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT 'events', 0 \
+             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events')",
+        )
+        .execute(&mut *conn)
+        .await
+        .db()?;
+        sqlx::query("UPDATE sqlite_sequence SET seq = MAX(seq, ?1) WHERE name = 'events'")
+            .bind(top)
+            .execute(&mut *conn)
+            .await
+            .db()?;
     }
     Ok(())
 }

@@ -1,15 +1,20 @@
 //! Export and import: a populated store exports a snapshot that imports into
 //! an empty one unchanged (the second export equals the first), only into an
 //! empty one, all or nothing, and the imported store behaves like the
-//! original (gates, version numbers, sign-in data).
+//! original (gates, version numbers, sign-in data, labels and their history,
+//! protected labels, revoked tokens, the event log's positions).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use scope_domain::{KeyId, OrgId, PromptId, Role, VersionStatus};
+use scope_domain::{KeyId, OrgId, PromptId, Role, VersionId, VersionStatus};
 use scope_store::*;
 
+use crate::labels::move_req;
 use crate::support::*;
+
+/// Far in the future: revocations that have not expired.
+const LATER: i64 = 4_000_000_000_000;
 
 /// What `populate` made, for the checks after an import.
 struct Populated {
@@ -20,12 +25,29 @@ struct Populated {
     revoked: KeyId,
     /// The signed-in user's session digest (sessions are not exported).
     session: [u8; 32],
+    /// The draft v3 of `prompt`, which `staging` and `beta` point at.
+    v3: VersionId,
+    /// A key and the `jti` of one of its tokens, revoked on its own.
+    token_key: KeyId,
+    revoked_jti: String,
+}
+
+fn revocation(org: OrgId, key: KeyId, jti: &str, revoked_at: i64, expires_at: i64) -> RevokedTokenRow {
+    RevokedTokenRow {
+        jti: jti.into(),
+        org_id: org,
+        key_id: key,
+        expires_at,
+        revoked_at,
+        revoked_by: key.to_string(),
+        change_seq: 0,
+    }
 }
 
 /// Fills a store through the trait with a bit of everything an export holds.
 async fn populate(s: &dyn Store) -> Result<Populated, Box<dyn std::error::Error>> {
     let (org, admin_key, admin) = make_org_with_admin(s, "transfer-admin@example.com").await?;
-    let (org_b, _, _) = make_org_with_admin(s, "transfer-b@example.com").await?;
+    let (org_b, key_b, _) = make_org_with_admin(s, "transfer-b@example.com").await?;
 
     // Users: an active editor who signed in, an invited viewer, an accepted invitation.
     let editor = user_row(org, "transfer-editor@example.com", Role::Editor, "$argon2id$editor");
@@ -75,7 +97,7 @@ async fn populate(s: &dyn Store) -> Result<Populated, Box<dyn std::error::Error>
     )
     .await?;
     s.promote(org, prompt, v2.version_id, &promote_req(true, 11_000), &event(org, "version.promoted", "x")).await?;
-    new_version(s, org, prompt, None, Some(v1)).await?;
+    let v3 = new_version(s, org, prompt, None, Some(v1)).await?.version_id;
     let v4 = new_version(s, org, prompt, Some("old idea"), None).await?;
     s.set_archived(org, prompt, v4.version_id, true, 12_000, &event(org, "version.archived", "x")).await?;
     s.update_prompt(
@@ -86,7 +108,46 @@ async fn populate(s: &dyn Store) -> Result<Populated, Box<dyn std::error::Error>
         &event(org, "prompt.updated", "x"),
     )
     .await?;
-    make_prompt(s, org_b, "welcome", &[], "B's {{thing}}").await?;
+    let (prompt_b, b1) = make_prompt(s, org_b, "welcome", &[], "B's {{thing}}").await?;
+
+    // Labels: `staging` moved twice and `beta` onto v3, `canary` put on v2
+    // and removed again, a roll-back of production to v1 and forward again
+    // (all in the label history, production's moves included); one in the
+    // other organization. Protected labels in both.
+    let v2_id = v2.version_id;
+    let mut at = 14_000;
+    for (label, to) in
+        [("staging", Some(v2_id)), ("staging", Some(v3)), ("beta", Some(v3)), ("canary", Some(v2_id)), ("canary", None)]
+    {
+        at += 100;
+        s.move_label(org, prompt, &move_req(label, to, at), &event(org, "label.moved", &prompt.to_string())).await?;
+    }
+    let mut back = move_req("production", Some(v1), 15_000);
+    back.kind = LabelMoveKind::Rollback;
+    back.if_current = Some(Some(v2_id));
+    back.archive_previous = false;
+    s.move_label(org, prompt, &back, &event(org, "label.rolled_back", "x")).await?;
+    s.promote(org, prompt, v2_id, &promote_req(true, 15_500), &event(org, "version.promoted", "x")).await?;
+    s.move_label(org_b, prompt_b, &move_req("qa", Some(b1), 16_000), &event(org_b, "label.moved", "x")).await?;
+    s.set_protected_labels(org, &["production".into(), "staging".into()], &event(org, "settings.x", "x")).await?;
+    s.set_protected_labels(org_b, &["qa".into()], &event(org_b, "settings.x", "x")).await?;
+
+    // Single tokens revoked: one of the successor key's, still valid, one of
+    // another organization's, and one long expired (not yet pruned).
+    let revoked_jti = "jti-transfer-live".to_owned();
+    s.revoke_token(&revocation(org, successor.key_id, &revoked_jti, 16_500, LATER), &event(org, "token.revoked", "x"))
+        .await?;
+    s.revoke_token(
+        &revocation(org_b, key_b.key_id, "jti-transfer-b", 16_600, LATER),
+        &event(org_b, "token.revoked", "x"),
+    )
+    .await?;
+    s.revoke_token(&revocation(org, expiring.key_id, "jti-transfer-old", 16_700, 1), &event(org, "token.revoked", "x"))
+        .await?;
+
+    // The event log, pruned of what happened before 9 s: the mark rises.
+    assert!(s.prune_events(9_000).await? > 0);
+    assert!(s.event_bounds().await?.pruned_through > 0);
 
     // Audit: a row of its own with nested details.
     let mut failed = audit_at(org, "system", "user.sign_in_failed", &admin.user_id.to_string(), 13_000);
@@ -105,7 +166,16 @@ async fn populate(s: &dyn Store) -> Result<Populated, Box<dyn std::error::Error>
         })
         .await?;
     }
-    Ok(Populated { org, org_b, prompt, revoked: revoked.key_id, session: session.session_digest })
+    Ok(Populated {
+        org,
+        org_b,
+        prompt,
+        revoked: revoked.key_id,
+        session: session.session_digest,
+        v3,
+        token_key: successor.key_id,
+        revoked_jti,
+    })
 }
 
 /// Key ids of the gated keys with what the revocation view needs, without
@@ -135,7 +205,7 @@ pub async fn export_import_round_trip(a: Arc<dyn Store>, b: Arc<dyn Store>) -> T
     assert_eq!(first.key_usage.len(), 3);
     assert_eq!(first.prompts.len(), 2);
     assert_eq!(first.versions.len(), 5);
-    assert_eq!(first.promotions.len(), 2);
+    assert_eq!(first.promotions.len(), 4); // two promotions, a roll-back, a promotion
     assert_eq!(first.signing_keys.len(), 2);
     let audited_a = a.list_audit(p.org, &audit_page(200, None)).await?;
     let audited_b = a.list_audit(p.org_b, &audit_page(200, None)).await?;
@@ -164,13 +234,42 @@ pub async fn export_import_round_trip(a: Arc<dyn Store>, b: Arc<dyn Store>) -> T
         ]
     );
     let published = first.versions.iter().find(|v| v.version == 2 && v.prompt_id == p.prompt).ok_or("no v2")?;
-    assert_eq!((published.promoted_at, published.promoted_by.as_deref()), (Some(11_000), Some("usr_admin")));
+    assert_eq!((published.promoted_at, published.promoted_by.as_deref()), (Some(15_500), Some("usr_admin")));
     assert_eq!(published.variables, vec!["name".to_owned(), "team".to_owned()]);
     assert_eq!(published.metadata, serde_json::json!({"model": "m", "temperature": 0.5}));
     let revoked = first.api_keys.iter().find(|k| k.key_id == p.revoked).ok_or("revoked key not exported")?;
     assert_eq!((revoked.revoked_at, revoked.revoked_by.as_deref()), (Some(8_000), Some("usr_admin")));
     assert!(first.invitations.iter().any(|i| i.accepted_at == Some(7_000)));
     assert!(first.signing_keys[0].encrypted && first.signing_keys[0].retired_at == Some(200));
+    // Releases: stored labels (not production), every move, protected labels.
+    let stored: Vec<_> = first.labels.iter().map(|l| (l.label.as_str(), l.version_id)).collect();
+    assert_eq!(stored.len(), 3);
+    assert!(stored.contains(&("staging", p.v3)) && stored.contains(&("beta", p.v3)));
+    assert!(sorted_by(&first.labels, |l| (l.prompt_id.to_string(), l.label.clone())));
+    let v3 = first.versions.iter().find(|v| v.version_id == p.v3).ok_or("no v3")?;
+    assert_eq!(v3.labels, vec!["beta".to_owned(), "staging".to_owned()]);
+    let moves: Vec<_> = first
+        .label_moves
+        .iter()
+        .filter(|m| m.label_move.prompt_id == p.prompt)
+        .map(|m| (m.label_move.seq, m.label_move.label.as_str(), m.label_move.kind))
+        .collect();
+    assert_eq!(moves.len(), 9, "{moves:?}"); // 2 promotions, 5 moves, a roll-back, a promotion
+    assert!(moves.iter().any(|m| m.2 == LabelMoveKind::Remove) && moves.iter().any(|m| m.2 == LabelMoveKind::Rollback));
+    assert!(moves.windows(2).all(|w| w[1].0 == w[0].0 + 1));
+    assert!(sorted_by(&first.label_moves, |m| (m.label_move.prompt_id.to_string(), m.label_move.seq)));
+    assert_eq!(first.protected_labels.len(), 3);
+    assert!(sorted_by(&first.protected_labels, |l| (l.org_id.to_string(), l.label.clone())));
+    // Revocations in the order they were made, without the database's
+    // numbers, expired ones too (the file format leaves those out).
+    let jtis: Vec<_> = first.revoked_tokens.iter().map(|t| t.jti.as_str()).collect();
+    assert_eq!(jtis, vec![p.revoked_jti.as_str(), "jti-transfer-b", "jti-transfer-old"]);
+    assert!(first.revoked_tokens.iter().all(|t| t.change_seq == 0));
+    // The event log with its positions and mark.
+    let bounds_a = a.event_bounds().await?;
+    assert!(first.events_pruned_through > 0 && first.events_pruned_through == bounds_a.pruned_through);
+    assert!(!first.events.is_empty() && sorted_by(&first.events, |e| e.seq));
+    assert_eq!(first.events.last().map(|e| e.seq), Some(bounds_a.head));
 
     // Into an empty store, then out again: the same snapshot.
     assert!(!b.is_initialized().await?);
@@ -194,8 +293,38 @@ pub async fn export_import_round_trip(a: Arc<dyn Store>, b: Arc<dyn Store>) -> T
         b.list_promotions(p.org, p.prompt, &page(50, None)).await?,
         a.list_promotions(p.org, p.prompt, &page(50, None)).await?
     );
+    // Labels, their history and the protected labels read the same.
+    assert_eq!(b.list_labels(p.org, p.prompt).await?, a.list_labels(p.org, p.prompt).await?);
+    let history = LabelMoveQuery { page: page(200, None), label: None };
+    assert_eq!(
+        b.list_label_moves(p.org, p.prompt, &history).await?,
+        a.list_label_moves(p.org, p.prompt, &history).await?
+    );
+    for org in [p.org, p.org_b] {
+        assert_eq!(b.protected_labels(org).await?, a.protected_labels(org).await?);
+    }
+    assert_eq!(b.get_version(p.org, p.prompt, p.v3).await?, a.get_version(p.org, p.prompt, p.v3).await?);
+    // The event log: same bounds, same events, so a stream resuming from any
+    // position continues the same way.
+    assert_eq!(b.event_bounds().await?, bounds_a);
+    for org in [p.org, p.org_b] {
+        assert_eq!(b.list_events(org, 0, 1000).await?, a.list_events(org, 0, 1000).await?);
+        let from = first.events[0].seq;
+        assert_eq!(b.list_events(org, from, 1000).await?, a.list_events(org, from, 1000).await?);
+    }
+    // Revoked tokens that have not expired are in the view, numbered afresh
+    // in the order they were revoked.
+    let now = 20_000;
+    let view = b.revoked_token_changes(0, now).await?;
+    assert_eq!(view.iter().map(|t| t.jti.as_str()).collect::<Vec<_>>(), vec![p.revoked_jti.as_str(), "jti-transfer-b"]);
+    assert!(view[0].change_seq > 0 && view[1].change_seq > view[0].change_seq);
+    assert_eq!((view[0].key_id, view[0].revoked_at, view[0].expires_at), (p.token_key, 16_500, LATER));
     let v5 = new_version(b, p.org, p.prompt, Some("next"), None).await?;
     assert_eq!(v5.version, 5);
+    // Events written after the import continue above the imported ones.
+    let appended = b.list_events(p.org, bounds_a.head, 1000).await?;
+    assert_eq!(appended.len(), 1);
+    assert!(appended[0].seq > bounds_a.head && appended[0].event_type == "prompt.version_created");
     // Both logs as they were, plus the version just made.
     assert_eq!(b.list_audit(p.org_b, &audit_page(200, None)).await?, audited_b);
     assert_eq!(b.list_audit(p.org, &audit_page(200, None)).await?[1..], audited_a[..]);
@@ -211,6 +340,18 @@ pub async fn export_import_round_trip(a: Arc<dyn Store>, b: Arc<dyn Store>) -> T
     // Sessions stay behind: people sign in again after a move.
     assert!(a.get_session(&p.session).await?.is_some());
     assert!(b.get_session(&p.session).await?.is_none());
+    // A token revoked after the import comes after the imported ones, and
+    // revoking an imported one again changes nothing.
+    // (The expired one was imported as well, last.)
+    let all = b.revoked_token_changes(0, 0).await?;
+    assert_eq!(all.last().map(|t| t.jti.as_str()), Some("jti-transfer-old"));
+    let top = all.iter().map(|t| t.change_seq).max().unwrap_or(0);
+    let again = revocation(p.org, p.token_key, &p.revoked_jti, 21_000, LATER);
+    assert!(!b.revoke_token(&again, &event(p.org, "token.revoked", "x")).await?);
+    let later = revocation(p.org, p.token_key, "jti-after-move", 21_000, LATER);
+    assert!(b.revoke_token(&later, &event(p.org, "token.revoked", "x")).await?);
+    let after = b.revoked_token_changes(top, now).await?;
+    assert_eq!(after.iter().map(|t| t.jti.as_str()).collect::<Vec<_>>(), vec!["jti-after-move"]);
     Ok(())
 }
 
@@ -251,11 +392,46 @@ pub async fn import_is_all_or_nothing(a: Arc<dyn Store>, b: Arc<dyn Store>) -> T
     assert!(b.import(&orphan).await.is_err());
     assert_eq!(b.export().await?, Snapshot::default());
 
+    // So are labels and moves naming a version the snapshot does not hold
+    // (or one of another prompt), and rows of an organization it does not
+    // hold; each with a message naming the row, before anything is written.
+    let full = a.export().await?;
+    let other_prompts_version =
+        full.versions.iter().find(|v| v.prompt_id != p.prompt).map(|v| v.version_id).ok_or("no other version")?;
+    let mut label = full.clone();
+    label.labels.iter_mut().find(|l| l.prompt_id == p.prompt).ok_or("no label")?.version_id = other_prompts_version;
+    let mut moved = full.clone();
+    let m = moved.label_moves.iter_mut().find(|m| m.label_move.prompt_id == p.prompt).ok_or("no move")?;
+    m.label_move.to_version_id = Some(scope_domain::VersionId::generate());
+    let mut production = full.clone();
+    production.labels[0].label = "production".into();
+    let mut token = full.clone();
+    token.revoked_tokens[0].org_id = OrgId::generate();
+    let mut protected = full.clone();
+    protected.protected_labels[0].org_id = OrgId::generate();
+    let mut event_row = full.clone();
+    event_row.events[0].org_id = OrgId::generate();
+    for (what, bad) in [
+        ("label", label),
+        ("label move", moved),
+        ("production label", production),
+        ("revoked token", token),
+        ("protected label", protected),
+        ("event", event_row),
+    ] {
+        let e = b.import(&bad).await;
+        assert!(matches!(e, Err(StoreError::Domain(_))), "{what}: {e:?}");
+        assert_eq!(b.export().await?, Snapshot::default(), "{what}");
+    }
+
     // The empty snapshot imports to nothing; the store stays uninitialized.
     b.import(&Snapshot::default()).await?;
     assert!(!b.is_initialized().await?);
     Ok(())
 }
+
+/// A position far above any this test's databases hand out themselves.
+const FAR: i64 = 1_000_000;
 
 pub async fn import_keeps_stored_numbers_and_gates(a: Arc<dyn Store>, b: Arc<dyn Store>) -> TestResult {
     let (a, b) = (&*a, &*b);
@@ -272,7 +448,11 @@ pub async fn import_keeps_stored_numbers_and_gates(a: Arc<dyn Store>, b: Arc<dyn
     revoked.revoked_by = Some("usr_old".into());
     let expiring = key_row(org, "soon", Some(60));
     snapshot.api_keys.extend([revoked.clone(), expiring.clone()]);
+    // An event log pruned past its last event.
+    snapshot.events.clear();
+    snapshot.events_pruned_through = FAR;
     b.import(&snapshot).await?;
+    assert_eq!(b.event_bounds().await?, EventBounds { pruned_through: FAR, head: FAR });
 
     assert_eq!(new_version(b, org, prompt, Some("v7"), None).await?.version, 7);
     assert_eq!(b.get_prompt(org, "numbered").await?.latest_version, Some(7));
@@ -284,6 +464,14 @@ pub async fn import_keeps_stored_numbers_and_gates(a: Arc<dyn Store>, b: Arc<dyn
     let later = b.key_gate_changes(gated[1].change_seq).await?;
     assert_eq!(later.len(), 1);
     assert!(later[0].key_id == expiring.key_id && later[0].revoked);
+
+    // The log was pruned past its last event, at positions far above this
+    // database's: the mark is kept, and events written after the import are
+    // numbered above it, so the server's fan-out (which starts from the
+    // log's head) and streams resuming from an old position see them.
+    let events = b.event_feed(0, 10).await?;
+    assert_eq!(events.len(), 2, "{events:?}"); // v7, the revocation
+    assert!(events.iter().all(|e| e.seq > FAR));
     Ok(())
 }
 
