@@ -7,8 +7,9 @@
 //! 1. `header`: `format` = `scope-export`, `version` = 1, `exported_at` (Unix
 //!    ms), `scope_version`, `backend` it came from;
 //! 2. the records, parents before children: `org`, `user`, `invitation`,
-//!    `signing_key`, `api_key`, `key_usage`, `prompt`, `version`,
-//!    `promotion`, `audit_event`;
+//!    `signing_key`, `api_key`, `key_usage`, `revoked_token`, `prompt`,
+//!    `version`, `promotion`, `label`, `label_move`, `protected_label`,
+//!    `audit_event`, `event_log` (once), `event`;
 //! 3. `end` with `records`, the number of records, so that a truncated file
 //!    is refused instead of half imported.
 //!
@@ -18,6 +19,11 @@
 //! as stored — encrypted with the master key when one was configured, in
 //! clear otherwise; the file is then as sensitive as the database itself.
 //! Browser sessions are not exported: people sign in again after a move.
+//! Tokens revoked one by one travel until they expire (those already expired
+//! at `exported_at` are left out), so that they stay refused after a move.
+//! The event log travels with its positions and pruned-through mark, so a
+//! live stream reconnecting with its `Last-Event-ID` continues where it
+//! stopped.
 
 use std::io::{BufRead, Write};
 
@@ -112,6 +118,7 @@ enum Line {
         rotated_from: Option<KeyId>,
     },
     KeyUsage { key_id: KeyId, day: String, count: u64 },
+    RevokedToken { jti: String, org_id: OrgId, key_id: KeyId, expires_at: i64, revoked_at: i64, revoked_by: String },
     Prompt {
         prompt_id: PromptId,
         org_id: OrgId,
@@ -151,6 +158,23 @@ enum Line {
         promoted_at: i64,
         notes: Option<String>,
     },
+    Label { org_id: OrgId, prompt_id: PromptId, label: String, version_id: VersionId, moved_at: i64, moved_by: String },
+    LabelMove {
+        move_id: String,
+        org_id: OrgId,
+        prompt_id: PromptId,
+        seq: i64,
+        label: String,
+        kind: String,
+        from_version_id: Option<VersionId>,
+        from_version: Option<i64>,
+        to_version_id: Option<VersionId>,
+        to_version: Option<i64>,
+        moved_by: String,
+        moved_at: i64,
+        notes: Option<String>,
+    },
+    ProtectedLabel { org_id: OrgId, label: String },
     AuditEvent {
         event_id: String,
         org_id: OrgId,
@@ -160,6 +184,8 @@ enum Line {
         at: i64,
         details: serde_json::Value,
     },
+    EventLog { pruned_through: i64 },
+    Event { seq: i64, org_id: OrgId, event_type: String, at: i64, data: serde_json::Value },
     End { records: u64 },
 }
 
@@ -172,10 +198,17 @@ pub struct Counts {
     pub signing_keys: usize,
     pub api_keys: usize,
     pub key_usage: usize,
+    pub revoked_tokens: usize,
     pub prompts: usize,
     pub versions: usize,
     pub promotions: usize,
+    pub labels: usize,
+    pub label_moves: usize,
+    pub protected_labels: usize,
     pub audit_events: usize,
+    /// The `event_log` record: always one.
+    pub event_log: usize,
+    pub events: usize,
 }
 
 impl Counts {
@@ -187,10 +220,16 @@ impl Counts {
             signing_keys: s.signing_keys.len(),
             api_keys: s.api_keys.len(),
             key_usage: s.key_usage.len(),
+            revoked_tokens: s.revoked_tokens.len(),
             prompts: s.prompts.len(),
             versions: s.versions.len(),
             promotions: s.promotions.len(),
+            labels: s.labels.len(),
+            label_moves: s.label_moves.len(),
+            protected_labels: s.protected_labels.len(),
             audit_events: s.audit.len(),
+            event_log: 1,
+            events: s.events.len(),
         }
     }
 
@@ -201,10 +240,16 @@ impl Counts {
             + self.signing_keys
             + self.api_keys
             + self.key_usage
+            + self.revoked_tokens
             + self.prompts
             + self.versions
             + self.promotions
+            + self.labels
+            + self.label_moves
+            + self.protected_labels
             + self.audit_events
+            + self.event_log
+            + self.events
     }
 }
 
@@ -299,6 +344,19 @@ pub fn write_snapshot(
     for u in &snapshot.key_usage {
         write_line(out, &Line::KeyUsage { key_id: u.key_id, day: u.day.clone(), count: u.count })?;
     }
+    for t in &snapshot.revoked_tokens {
+        write_line(
+            out,
+            &Line::RevokedToken {
+                jti: t.jti.clone(),
+                org_id: t.org_id,
+                key_id: t.key_id,
+                expires_at: t.expires_at,
+                revoked_at: t.revoked_at,
+                revoked_by: t.revoked_by.clone(),
+            },
+        )?;
+    }
     for p in &snapshot.prompts {
         let r = &p.prompt;
         write_line(
@@ -355,6 +413,43 @@ pub fn write_snapshot(
             },
         )?;
     }
+    for l in &snapshot.labels {
+        write_line(
+            out,
+            &Line::Label {
+                org_id: l.org_id,
+                prompt_id: l.prompt_id,
+                label: l.label.clone(),
+                version_id: l.version_id,
+                moved_at: l.moved_at,
+                moved_by: l.moved_by.clone(),
+            },
+        )?;
+    }
+    for m in &snapshot.label_moves {
+        let r = &m.label_move;
+        write_line(
+            out,
+            &Line::LabelMove {
+                move_id: r.move_id.clone(),
+                org_id: m.org_id,
+                prompt_id: r.prompt_id,
+                seq: r.seq,
+                label: r.label.clone(),
+                kind: r.kind.as_str().into(),
+                from_version_id: r.from_version_id,
+                from_version: r.from_version,
+                to_version_id: r.to_version_id,
+                to_version: r.to_version,
+                moved_by: r.moved_by.clone(),
+                moved_at: r.moved_at,
+                notes: r.notes.clone(),
+            },
+        )?;
+    }
+    for p in &snapshot.protected_labels {
+        write_line(out, &Line::ProtectedLabel { org_id: p.org_id, label: p.label.clone() })?;
+    }
     for a in &snapshot.audit {
         write_line(
             out,
@@ -366,6 +461,19 @@ pub fn write_snapshot(
                 target: a.target.clone(),
                 at: a.at,
                 details: a.details.clone(),
+            },
+        )?;
+    }
+    write_line(out, &Line::EventLog { pruned_through: snapshot.events_pruned_through })?;
+    for e in &snapshot.events {
+        write_line(
+            out,
+            &Line::Event {
+                seq: e.seq,
+                org_id: e.org_id,
+                event_type: e.event_type.clone(),
+                at: e.at,
+                data: e.data.clone(),
             },
         )?;
     }
@@ -385,6 +493,7 @@ fn digest(bytes: Vec<u8>, line: usize, what: &str) -> Result<[u8; 32], TransferE
 pub fn read_snapshot(input: impl BufRead) -> Result<(Snapshot, Counts), TransferError> {
     let mut s = Snapshot::default();
     let mut header_seen = false;
+    let mut event_log_seen = false;
     let mut end: Option<(usize, u64)> = None;
     // Versions carry their prompt's name and tags in the model; fill them
     // in from the prompt records, which come first.
@@ -488,6 +597,18 @@ pub fn read_snapshot(input: impl BufRead) -> Result<(Snapshot, Counts), Transfer
                 rotated_from,
             }),
             Line::KeyUsage { key_id, day, count } => s.key_usage.push(UsageRow { key_id, day, count }),
+            Line::RevokedToken { jti, org_id, key_id, expires_at, revoked_at, revoked_by } => {
+                // Numbered by the importing database.
+                s.revoked_tokens.push(RevokedTokenRow {
+                    jti,
+                    org_id,
+                    key_id,
+                    expires_at,
+                    revoked_at,
+                    revoked_by,
+                    change_seq: 0,
+                })
+            }
             Line::Prompt {
                 prompt_id,
                 org_id,
@@ -570,8 +691,57 @@ pub fn read_snapshot(input: impl BufRead) -> Result<(Snapshot, Counts), Transfer
                     notes,
                 },
             }),
+            Line::Label { org_id, prompt_id, label, version_id, moved_at, moved_by } => {
+                s.labels.push(StoredLabel { org_id, prompt_id, label, version_id, moved_at, moved_by })
+            }
+            Line::LabelMove {
+                move_id,
+                org_id,
+                prompt_id,
+                seq,
+                label,
+                kind,
+                from_version_id,
+                from_version,
+                to_version_id,
+                to_version,
+                moved_by,
+                moved_at,
+                notes,
+            } => {
+                let kind = LabelMoveKind::parse(&kind)
+                    .ok_or_else(|| invalid(line_no, format!("unknown label move kind {kind:?}")))?;
+                s.label_moves.push(StoredLabelMove {
+                    org_id,
+                    label_move: LabelMoveRow {
+                        move_id,
+                        prompt_id,
+                        seq,
+                        label,
+                        kind,
+                        from_version_id,
+                        from_version,
+                        to_version_id,
+                        to_version,
+                        moved_by,
+                        moved_at,
+                        notes,
+                    },
+                })
+            }
+            Line::ProtectedLabel { org_id, label } => s.protected_labels.push(ProtectedLabelRow { org_id, label }),
             Line::AuditEvent { event_id, org_id, actor, action, target, at, details } => {
                 s.audit.push(AuditRow { event_id, org_id, actor, action, target, at, details })
+            }
+            Line::EventLog { pruned_through } => {
+                if event_log_seen {
+                    return Err(invalid(line_no, "a second event_log line"));
+                }
+                event_log_seen = true;
+                s.events_pruned_through = pruned_through;
+            }
+            Line::Event { seq, org_id, event_type, at, data } => {
+                s.events.push(EventRow { seq, org_id, event_type, at, data })
             }
         }
         n += 1;
@@ -585,13 +755,45 @@ pub fn read_snapshot(input: impl BufRead) -> Result<(Snapshot, Counts), Transfer
     if records != n as u64 {
         return Err(invalid(end_line, format!("the end line counts {records} records but {n} were read")));
     }
+    if !event_log_seen {
+        return Err(invalid(end_line, "no event_log line: the export is incomplete"));
+    }
+    fill_version_labels(&mut s);
     let counts = Counts::of(&s);
     Ok((s, counts))
 }
 
-/// Exports everything `store` holds.
+/// The `labels` of each version, as a store reads them: `production` first
+/// when it is the published one, then the stored labels pointing at it, by
+/// name.
+fn fill_version_labels(s: &mut Snapshot) {
+    let mut stored: std::collections::HashMap<VersionId, Vec<String>> = Default::default();
+    for l in &s.labels {
+        stored.entry(l.version_id).or_default().push(l.label.clone());
+    }
+    for v in &mut s.versions {
+        let mut labels = Vec::new();
+        if v.status == VersionStatus::Published {
+            labels.push(scope_domain::labels::PRODUCTION.to_owned());
+        }
+        let mut own = stored.remove(&v.version_id).unwrap_or_default();
+        own.sort();
+        labels.extend(own);
+        v.labels = labels;
+    }
+}
+
+/// Leaves out single-token revocations of tokens expired at `now_ms`: they
+/// are refused as expired anyway.
+fn drop_expired_revocations(snapshot: &mut Snapshot, now_ms: i64) {
+    snapshot.revoked_tokens.retain(|t| t.expires_at > now_ms);
+}
+
+/// Exports everything `store` holds (revocations of tokens already expired at
+/// `now_ms` aside).
 pub async fn export(store: &dyn Store, out: &mut impl Write, now_ms: i64) -> Result<Counts, TransferError> {
-    let snapshot = store.export().await?;
+    let mut snapshot = store.export().await?;
+    drop_expired_revocations(&mut snapshot, now_ms);
     write_snapshot(&snapshot, store.backend(), now_ms, out)
 }
 
@@ -610,6 +812,7 @@ mod tests {
         let org = OrgId::generate();
         let key = KeyId::generate();
         let prompt = PromptId::generate();
+        let v1 = VersionId::generate();
         Snapshot {
             orgs: vec![OrgRow { org_id: org, name: "Acme".into(), created_at: 1 }],
             api_keys: vec![ApiKeyRow {
@@ -642,7 +845,7 @@ mod tests {
                 next_version: 2,
             }],
             versions: vec![VersionRow {
-                version_id: VersionId::generate(),
+                version_id: v1,
                 prompt_id: prompt,
                 org_id: org,
                 name: "greet".into(),
@@ -658,8 +861,74 @@ mod tests {
                 created_by: "system".into(),
                 promoted_at: Some(4),
                 promoted_by: Some("system".into()),
-                labels: Vec::new(),
+                // As a store reads them: production first, then by name.
+                labels: vec!["production".into(), "beta".into(), "staging".into()],
             }],
+            revoked_tokens: vec![RevokedTokenRow {
+                jti: "jti-1".into(),
+                org_id: org,
+                key_id: key,
+                expires_at: 90,
+                revoked_at: 8,
+                revoked_by: key.to_string(),
+                change_seq: 0,
+            }],
+            labels: ["staging", "beta"]
+                .into_iter()
+                .map(|label| StoredLabel {
+                    org_id: org,
+                    prompt_id: prompt,
+                    label: label.into(),
+                    version_id: v1,
+                    moved_at: 5,
+                    moved_by: "system".into(),
+                })
+                .collect(),
+            label_moves: vec![
+                StoredLabelMove {
+                    org_id: org,
+                    label_move: LabelMoveRow {
+                        move_id: "lbm_1".into(),
+                        prompt_id: prompt,
+                        seq: 1,
+                        label: "production".into(),
+                        kind: LabelMoveKind::Move,
+                        from_version_id: None,
+                        from_version: None,
+                        to_version_id: Some(v1),
+                        to_version: Some(1),
+                        moved_by: "system".into(),
+                        moved_at: 4,
+                        notes: Some("first".into()),
+                    },
+                },
+                StoredLabelMove {
+                    org_id: org,
+                    label_move: LabelMoveRow {
+                        move_id: "lbm_2".into(),
+                        prompt_id: prompt,
+                        seq: 2,
+                        label: "canary".into(),
+                        kind: LabelMoveKind::Remove,
+                        from_version_id: Some(v1),
+                        from_version: Some(1),
+                        to_version_id: None,
+                        to_version: None,
+                        moved_by: "system".into(),
+                        moved_at: 5,
+                        notes: None,
+                    },
+                },
+            ],
+            protected_labels: vec![ProtectedLabelRow { org_id: org, label: "production".into() }],
+            events: vec![EventRow {
+                seq: 12,
+                org_id: org,
+                event_type: "prompt.label_moved".into(),
+                at: 5,
+                data: serde_json::json!({"prompt_id": prompt.to_string(), "label": "staging"}),
+            }],
+            events_pruned_through: 11,
             ..Snapshot::default()
         }
     }
@@ -672,7 +941,74 @@ mod tests {
         let (read, counts) = read_snapshot(out.as_slice()).expect("read");
         assert_eq!(read, s);
         assert_eq!(counts, written);
-        assert_eq!(counts.total(), 5);
+        // org, key, usage, revoked token, prompt, version, 2 labels, 2
+        // moves, protected label, event_log, event.
+        assert_eq!(counts.total(), 13);
+        let text = String::from_utf8(out).expect("utf-8");
+        // The database's own numbering of revocations stays behind.
+        assert!(!text.contains("change_seq"));
+        let types: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["type"].as_str().unwrap_or("").into())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "header",
+                "org",
+                "api_key",
+                "key_usage",
+                "revoked_token",
+                "prompt",
+                "version",
+                "label",
+                "label",
+                "label_move",
+                "label_move",
+                "protected_label",
+                "event_log",
+                "event",
+                "end"
+            ]
+        );
+    }
+
+    #[test]
+    fn expired_revocations_stay_behind() {
+        let mut s = sample();
+        let live = s.revoked_tokens[0].clone();
+        s.revoked_tokens.push(RevokedTokenRow { jti: "jti-old".into(), expires_at: 50, ..live.clone() });
+        drop_expired_revocations(&mut s, 50);
+        assert_eq!(s.revoked_tokens, vec![live]);
+    }
+
+    #[test]
+    fn event_log_line_is_required_once_and_move_kinds_are_known() {
+        let mut out = Vec::new();
+        write_snapshot(&sample(), "sqlite", 9, &mut out).expect("write");
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines.iter().position(|l| l.contains(r#""type":"event_log""#)).expect("event_log line");
+        let recount = |lines: &[&str], n: usize| {
+            let mut v = lines.to_vec();
+            let end = format!(r#"{{"type":"end","records":{n}}}"#);
+            *v.last_mut().expect("end") = &end;
+            v.join("\n")
+        };
+        // Without it (the end line recounted): refused.
+        let mut without = lines.clone();
+        without.remove(at);
+        let n = without.len() - 2;
+        assert!(read_snapshot(recount(&without, n).as_bytes()).is_err());
+        // Twice: refused.
+        let mut twice = lines.clone();
+        twice.insert(at, lines[at]);
+        let n = twice.len() - 2;
+        assert!(read_snapshot(recount(&twice, n).as_bytes()).is_err());
+        // An unknown kind of move: refused.
+        let odd = text.replacen(r#""kind":"remove""#, r#""kind":"teleport""#, 1);
+        assert_ne!(odd, text);
+        assert!(read_snapshot(odd.as_bytes()).is_err());
     }
 
     #[test]
