@@ -1,5 +1,6 @@
 //! Several `scope serve` replicas on one PostgreSQL database, PostgreSQL
-//! failures under traffic, and moving a deployment from SQLite to
+//! failures under traffic, and moving a deployment (labels, their history,
+//! single-token revocations and the event log included) from SQLite to
 //! PostgreSQL. These run on PostgreSQL whatever `SCOPE_TEST_DATABASE` says
 //! (the migration test starts on SQLite by design).
 
@@ -23,6 +24,41 @@ async fn two_replicas() -> (TestServer, TestServer) {
 
 fn vid(v: &Value) -> String {
     v["version_id"].as_str().expect("version_id").to_owned()
+}
+
+/// One message of an event stream: `(event, id, data)`.
+type Sse = (String, Option<String>, Value);
+
+/// The messages of `GET /api/v1/events` (comments skipped), resuming after
+/// `last_event_id`, up to the first for which `last` holds.
+async fn events_until(api: &Api, last_event_id: &str, last: impl Fn(&Sse) -> bool) -> Vec<Sse> {
+    let rb = api.request(reqwest::Method::GET, "/api/v1/events").header("last-event-id", last_event_id);
+    let mut resp = rb.send().await.expect("open the stream");
+    assert_eq!(resp.status(), 200, "stream refused");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (mut buf, mut out): (String, Vec<Sse>) = (String::new(), Vec::new());
+    while !out.last().is_some_and(&last) {
+        let Some(end) = buf.find("\n\n") else {
+            let chunk = tokio::time::timeout_at(deadline, resp.chunk()).await.unwrap_or_else(|_| panic!("got {out:?}"));
+            buf.push_str(&String::from_utf8_lossy(&chunk.expect("read the stream").expect("the stream goes on")));
+            continue;
+        };
+        let block: String = buf.drain(..end + 2).collect();
+        let (mut event, mut id, mut data) = (Some("message".to_owned()), None, String::new());
+        for line in block.lines() {
+            match line.split_once(':') {
+                Some(("", _)) => event = None, // a comment (heartbeat)
+                Some(("event", v)) => event = Some(v.trim_start().to_owned()),
+                Some(("id", v)) => id = Some(v.trim_start().to_owned()),
+                Some(("data", v)) => data.push_str(v.trim_start()),
+                _ => {}
+            }
+        }
+        if let Some(event) = event {
+            out.push((event, id, serde_json::from_str(&data).expect("data is JSON")));
+        }
+    }
+    out
 }
 
 /// Polls `f` every 2 ms for up to 5 s; returns how long it took to hold.
@@ -302,14 +338,53 @@ async fn a_deployment_moves_from_sqlite_to_postgres_with_its_keys_tokens_and_his
     let revoked = old.create_key(&admin, "gone", "viewer").await;
     admin.post_empty(&format!("/api/v1/api-keys/{}/revoke", revoked.key_id)).await.assert_status(200);
     let token = old.token_for(&key).await;
+    let mut latest = std::collections::HashMap::new();
     for (name, n) in [("alpha", 3), ("beta", 2)] {
         let v1 = vid(&admin.create_prompt(name, &format!("{name} {{{{who}}}} v1")).await["version"]);
         admin.post(&format!("/api/v1/prompts/{name}/versions/{v1}/promote"), json!({"notes": "first"})).await.assert_status(200);
+        latest.insert(name, v1);
         for i in 2..=n {
             let v = vid(&admin.create_version(name, &format!("{name} v{i}")).await);
             admin.post(&format!("/api/v1/prompts/{name}/versions/{v}/promote"), json!({"notes": format!("v{i}")})).await.assert_status(200);
+            latest.insert(name, v);
         }
     }
+    // Releases: `staging` on alpha's v3, `canary` on beta's v2 and removed
+    // again (all in the label history), `staging` protected.
+    let label = |prompt: &str, label: &str| format!("/api/v1/prompts/{prompt}/labels/{label}");
+    let put = |path: String, body: Value| {
+        let admin = admin.clone();
+        async move { crate::harness::Resp::from(admin.request(reqwest::Method::PUT, &path).json(&body)).await }
+    };
+    put(label("alpha", "staging"), json!({"version_id": latest["alpha"], "notes": "try it"})).await.assert_status(200);
+    put(label("beta", "canary"), json!({"version_id": latest["beta"]})).await.assert_status(200);
+    admin.delete(&label("beta", "canary")).await.assert_status(204);
+    put("/api/v1/settings/protected-labels".into(), json!({"labels": ["staging"]})).await.assert_status(200);
+    // What clients of the live event stream get when they resume: from the
+    // start of the log, every change above; from just before the first
+    // label move, the three moves.
+    let removed = |m: &Sse| m.2["label"] == "canary" && m.2["version_id"].is_null();
+    let replayed_before = events_until(&admin, "0", removed).await;
+    assert_eq!(replayed_before[0].0, "ready", "{replayed_before:?}");
+    let staging = replayed_before.iter().find(|m| m.2["label"] == "staging").expect("the staging move");
+    let seen = (staging.1.as_deref().expect("an id").parse::<i64>().expect("a position") - 1).to_string();
+    let resumed_before = events_until(&admin, &seen, removed).await;
+    assert_eq!(resumed_before[0].0, "ready", "{resumed_before:?}");
+    assert_eq!(resumed_before.len(), 4, "{resumed_before:?}");
+    assert!(resumed_before[1..].iter().all(|(e, _, _)| e == "prompt.label_moved"), "{resumed_before:?}");
+    // One token of the key revoked on its own (RFC 7009); the key's other
+    // tokens keep working.
+    let revoked_token = old.token_for(&key).await;
+    crate::harness::Resp::from(
+        old.http
+            .post(old.url("/oauth/revoke"))
+            .basic_auth(&key.key_id, Some(&key.secret))
+            .form(&[("token", revoked_token.as_str())]),
+    )
+    .await
+    .assert_status(200);
+    old.api(&revoked_token).get("/api/v1/me").await.assert_error(401, "unauthorized");
+    old.api(&token).get("/api/v1/me").await.assert_status(200);
     // What the API shows before the move.
     let views = |api: Api| async move {
         let mut out = Vec::new();
@@ -320,6 +395,11 @@ async fn a_deployment_moves_from_sqlite_to_postgres_with_its_keys_tokens_and_his
             "/api/v1/prompts/alpha/promotions?limit=200",
             "/api/v1/prompts/beta/promotions?limit=200",
             "/api/v1/prompts/alpha/production",
+            "/api/v1/prompts/alpha/labels",
+            "/api/v1/prompts/beta/labels",
+            "/api/v1/prompts/alpha/label-history?limit=200",
+            "/api/v1/prompts/beta/label-history?limit=200",
+            "/api/v1/settings/protected-labels",
             "/api/v1/api-keys?limit=200",
         ] {
             let r = api.get(path).await;
@@ -366,15 +446,29 @@ async fn a_deployment_moves_from_sqlite_to_postgres_with_its_keys_tokens_and_his
         .env("SCOPE_PUBLIC_URL", "http://scope.test")
         .start()
         .await;
-    // The token issued before the move, the key and the revocation carry over.
+    // The token issued before the move, the key and the revocations carry
+    // over: the token revoked on its own stays refused, the key's other
+    // tokens (old and new) work.
     new.api(&token).get("/api/v1/me").await.assert_status(200);
-    new.token_for(&key).await;
+    new.api(&revoked_token).get("/api/v1/me").await.assert_error(401, "unauthorized");
+    let fresh = new.token_for(&key).await;
+    new.api(&fresh).get("/api/v1/me").await.assert_status(200);
     new.exchange(&revoked.org_id, &revoked.key_id, &revoked.secret).await.assert_error(401, "invalid_credentials");
     assert_eq!(new.jwks().await, jwks_before, "the same signing keys");
     let admin_new = new.login(&new.org).await;
     let after = views(admin_new.clone()).await;
     for ((path, b), (_, a)) in before.iter().zip(after.iter()) {
         assert_eq!(b, a, "{path} differs after the move");
+    }
+    let history = &after.iter().find(|(p, _)| p.starts_with("/api/v1/prompts/beta/label-history")).expect("history").1;
+    assert!(history["data"].as_array().is_some_and(|h| h.iter().any(|m| m["label"] == "canary")), "{history}");
+    // A stream resuming from a position of the old deployment continues
+    // with the same events (the log moved with its positions), not a resync
+    // and not a silent gap. (`ready` carries the time it was sent.)
+    for (from, before) in [("0", &replayed_before), (seen.as_str(), &resumed_before)] {
+        let after = events_until(&admin_new, from, removed).await;
+        assert_eq!((&after[0].0, &after[0].1), (&before[0].0, &before[0].1), "from {from}");
+        assert_eq!(after[1..], before[1..], "from {from}");
     }
     // Numbering continues where it stopped.
     let v = admin_new.create_version("alpha", "alpha v4").await;
