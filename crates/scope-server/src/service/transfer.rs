@@ -805,6 +805,7 @@ pub async fn import(store: &dyn Store, input: impl BufRead) -> Result<Counts, Tr
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 
