@@ -351,3 +351,16 @@ pub struct DiffView {
 pub struct ProtectedLabelsView {
     pub labels: Vec<String>,
 }
+
+/// `GET /api/v1/org/audiences`.
+#[derive(Debug, Serialize)]
+pub struct AudiencesView {
+    pub data: Vec<String>,
+}
+
+/// `PUT /api/v1/org/audiences`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudiencesBody {
+    pub audiences: Vec<String>,
+}

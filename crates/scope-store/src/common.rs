@@ -599,6 +599,8 @@ pub(crate) const EXPORT_LABELS: &str =
 pub(crate) const EXPORT_LABEL_MOVES: &str = "SELECT org_id, move_id, prompt_id, seq, label, kind, from_version_id, \
      from_version, to_version_id, to_version, moved_by, moved_at, notes FROM label_moves ORDER BY prompt_id, seq";
 pub(crate) const EXPORT_PROTECTED_LABELS: &str = "SELECT org_id, label FROM protected_labels ORDER BY org_id, label";
+pub(crate) const EXPORT_ORG_AUDIENCES: &str =
+    "SELECT org_id, audience, created_at, created_by FROM org_audiences ORDER BY org_id, audience";
 pub(crate) const EXPORT_EVENTS: &str = "SELECT seq, org_id, event_type, at, data FROM events ORDER BY seq";
 pub(crate) const EXPORT_EVENTS_PRUNED_THROUGH: &str = "SELECT pruned_through FROM event_log WHERE id = 1";
 
@@ -681,6 +683,9 @@ pub(crate) fn check_snapshot(s: &Snapshot) -> StoreResult<()> {
     }
     if let Some(p) = s.protected_labels.iter().find(|p| !orgs.contains(&p.org_id)) {
         return Err(bad(format!("protected label '{}' belongs to an organization not in the export", p.label)));
+    }
+    if let Some(a) = s.org_audiences.iter().find(|a| !orgs.contains(&a.org_id)) {
+        return Err(bad(format!("audience '{}' belongs to an organization not in the export", a.audience)));
     }
     if let Some(e) = s.events.iter().find(|e| !orgs.contains(&e.org_id)) {
         return Err(bad(format!("event {} belongs to an organization not in the export", e.seq)));

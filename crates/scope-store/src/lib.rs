@@ -440,6 +440,17 @@ pub trait Store: Send + Sync + 'static {
         Err(StoreError::Internal("labels are not supported by this store".into()))
     }
 
+    // ---- token audiences (RFC 8707) -----------------------------------------------------
+
+    /// The audiences `org` allows in its tokens' `aud` (on top of the
+    /// deployment-wide list), sorted.
+    async fn list_audiences(&self, org: OrgId) -> StoreResult<Vec<String>>;
+
+    /// Replaces the audiences `org` allows, with the audit row, in one
+    /// transaction. Values already allowed keep their `created_at` and
+    /// `created_by`; new ones get the audit row's time and actor.
+    async fn set_audiences(&self, org: OrgId, audiences: &[String], audit: &AuditRow) -> StoreResult<()>;
+
     // ---- the event log -------------------------------------------------------------------
     //
     // Every change to a prompt, a version, a label or a key's revocation

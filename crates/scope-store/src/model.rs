@@ -387,6 +387,16 @@ pub struct ProtectedLabelRow {
     pub label: String,
 }
 
+/// An audience an organization allows in its tokens' `aud` (RFC 8707).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgAudienceRow {
+    pub org_id: OrgId,
+    pub audience: String,
+    pub created_at: i64,
+    /// `usr_…`, `key_…` or `system`.
+    pub created_by: String,
+}
+
 /// Everything a deployment stores except browser sessions (people sign in
 /// again after a move), for `scope export` / `scope import`. Rows are kept as
 /// stored: keys and invitations as digests, signing keys as stored (encrypted
@@ -411,6 +421,8 @@ pub struct Snapshot {
     /// The release log, `production` included, with each prompt's `seq`.
     pub label_moves: Vec<StoredLabelMove>,
     pub protected_labels: Vec<ProtectedLabelRow>,
+    /// Audiences each organization allows in its tokens' `aud`.
+    pub org_audiences: Vec<OrgAudienceRow>,
     pub audit: Vec<AuditRow>,
     pub signing_keys: Vec<SigningKeyRow>,
     /// The retained event log, with its positions (a client resuming a live

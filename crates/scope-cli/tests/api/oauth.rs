@@ -729,3 +729,72 @@ async fn resource_or_audience_sets_aud_when_allowed() {
         "invalid_request",
     );
 }
+
+/// `PUT /api/v1/org/audiences` with `{"audiences": …}`.
+async fn put_audiences(api: &crate::harness::Api, audiences: Value) -> Resp {
+    Resp::from(api.request(reqwest::Method::PUT, "/api/v1/org/audiences").json(&json!({ "audiences": audiences })))
+        .await
+}
+
+#[tokio::test]
+async fn an_organization_allows_its_own_audiences() {
+    let gateway = "https://gateway.example";
+    let server = TestServer::start().await;
+    let admin_api = server.admin().await;
+    let admin = admin_key(&server);
+    let org_b = server.create_org("Beta", "admin@beta.test").await;
+    let other = Key {
+        key_id: org_b.key_id.clone(),
+        secret: org_b.secret.clone(),
+        org_id: org_b.org_id.clone(),
+        json: Value::Null,
+    };
+
+    // Not allowed yet, for either organization.
+    assert_oauth_error(&token_post(&server, &admin, &[("resource", gateway)]).await, 400, "invalid_target");
+    admin_api.get("/api/v1/org/audiences").await.assert_status(200);
+    assert_eq!(admin_api.get("/api/v1/org/audiences").await.json(), json!({"data": []}));
+
+    // An editor cannot change them; an admin can, audited.
+    let (editor, _) = server.client_with_role(&admin_api, "editor").await;
+    put_audiences(&editor, json!([gateway])).await.assert_error(403, "forbidden");
+    let r = put_audiences(&admin_api, json!([gateway, "billing-api", gateway])).await;
+    r.assert_status(200);
+    assert_eq!(r.json(), json!({"data": ["billing-api", gateway]}));
+    assert_eq!(admin_api.get("/api/v1/org/audiences").await.json(), json!({"data": ["billing-api", gateway]}));
+    let audit = admin_api.get("/api/v1/audit-events?action=org.audiences_changed").await;
+    audit.assert_status(200);
+    assert!(audit.body.contains("org.audiences_changed"), "{}", audit.body);
+
+    // Refused values: 400 with the SPEC body, nothing changed.
+    for bad in [
+        json!(["ftp://files.example"]),
+        json!([""]),
+        json!(["has space"]),
+        json!(["a\u{7}b"]),
+        json!(["x".repeat(256)]),
+    ] {
+        put_audiences(&admin_api, bad).await.assert_error(400, "bad_request");
+    }
+    let many: Vec<String> = (0..51).map(|i| format!("api-{i}")).collect();
+    put_audiences(&admin_api, json!(many)).await.assert_error(400, "bad_request");
+    assert_eq!(admin_api.get("/api/v1/org/audiences").await.json(), json!({"data": ["billing-api", gateway]}));
+
+    // This organization's tokens may name it, with `resource` or `audience`.
+    let t = access_token(&token_post(&server, &admin, &[("resource", gateway)]).await);
+    assert_eq!(decode_jwt(&t).claims["aud"], gateway);
+    assert_eq!(validate_with_jwks(&server, &t, Some(gateway)).await.expect("valid for the gateway")["aud"], gateway);
+    let t = access_token(&token_post(&server, &admin, &[("audience", "billing-api")]).await);
+    assert_eq!(decode_jwt(&t).claims["aud"], "billing-api");
+    // The Scope API still takes only its own audience.
+    server.api(&t).get("/api/v1/me").await.assert_error(401, "unauthorized");
+
+    // Another organization's tokens may not.
+    assert_oauth_error(&token_post(&server, &other, &[("resource", gateway)]).await, 400, "invalid_target");
+    let b = server.login(&org_b).await;
+    assert_eq!(b.get("/api/v1/org/audiences").await.json(), json!({"data": []}));
+
+    // Emptied: refused again.
+    put_audiences(&admin_api, json!([])).await.assert_status(200);
+    assert_oauth_error(&token_post(&server, &admin, &[("resource", gateway)]).await, 400, "invalid_target");
+}

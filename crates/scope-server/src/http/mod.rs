@@ -51,6 +51,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/prompts/{name}/label-history", get(labels::history))
         .route("/prompts/{name}/diff", get(labels::diff))
         .route("/settings/protected-labels", get(labels::get_protected).put(labels::put_protected))
+        .route("/org/audiences", get(oauth::get_audiences).put(oauth::put_audiences))
         .route("/events", get(events::stream))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/api-keys/{key_id}", get(api_keys::get))

@@ -471,3 +471,21 @@ pub async fn bearer_challenge(req: Request, next: Next) -> Response {
     }
     resp
 }
+
+/// `GET /api/v1/org/audiences`: the audiences the organization allows in
+/// its tokens' `aud`.
+pub async fn get_audiences(
+    State(app): State<Arc<App>>,
+    p: crate::service::Principal,
+) -> Result<axum::Json<crate::views::AudiencesView>, AppError> {
+    Ok(axum::Json(crate::views::AudiencesView { data: service::org_audiences(&app, &p).await? }))
+}
+
+/// `PUT /api/v1/org/audiences` (admins): replaces them.
+pub async fn put_audiences(
+    State(app): State<Arc<App>>,
+    p: crate::service::Principal,
+    super::extract::ApiJson(b): super::extract::ApiJson<crate::views::AudiencesBody>,
+) -> Result<axum::Json<crate::views::AudiencesView>, AppError> {
+    Ok(axum::Json(crate::views::AudiencesView { data: service::set_org_audiences(&app, &p, &b.audiences).await? }))
+}

@@ -669,6 +669,14 @@ impl Store for MeteredStore {
         timed!("set_protected_labels", self.inner.set_protected_labels(org, labels, audit))
     }
 
+    async fn list_audiences(&self, org: OrgId) -> StoreResult<Vec<String>> {
+        timed!("list_audiences", self.inner.list_audiences(org))
+    }
+
+    async fn set_audiences(&self, org: OrgId, audiences: &[String], audit: &AuditRow) -> StoreResult<()> {
+        timed!("set_audiences", self.inner.set_audiences(org, audiences, audit))
+    }
+
     async fn list_events(&self, org: OrgId, after_seq: i64, limit: u32) -> StoreResult<Vec<scope_store::EventRow>> {
         timed!("list_events", self.inner.list_events(org, after_seq, limit))
     }

@@ -6,7 +6,9 @@
 //! - Scope: a token may be narrowed below its key's role, never widened
 //!   (`scope_domain::scopes` has the mapping).
 //! - Audience: `resource` or `audience` sets `aud` when the value is the
-//!   Scope API itself (the issuer) or one of `ServerConfig::token_audiences`.
+//!   Scope API itself (the issuer), one of `ServerConfig::token_audiences`
+//!   (deployment-wide), or one the key's organization allows
+//!   (`PUT /api/v1/org/audiences`, read from the store only then).
 //! - Revocation: a key revokes its own tokens; an admin key any token of its
 //!   organization. Anything else — another organization's token, a
 //!   malformed, expired or already revoked one — is answered like an unknown
@@ -17,7 +19,7 @@
 
 use std::net::IpAddr;
 
-use scope_domain::{Role, ScopeSet};
+use scope_domain::{DomainError, Role, ScopeSet};
 use scope_store::RevokedTokenRow;
 use serde_json::{json, Value};
 
@@ -84,11 +86,20 @@ pub async fn client_credentials(
             asked
         }
     };
+    // The organization's own list is read only when an audience is asked
+    // for and the deployment does not allow it already: the exchange
+    // without one never queries.
     let aud = match req.audience {
         None => None,
         Some(aud) if app.audience_allowed(aud) => Some(aud.to_owned()),
-        Some(_) => {
-            return Err(GrantError::InvalidTarget("this audience is not allowed for tokens of this server".into()))
+        Some(aud) => {
+            let org_allows = app.store.list_audiences(client.org_id).await.map_err(|e| GrantError::Client(e.into()))?;
+            if !org_allows.iter().any(|a| a == aud) {
+                return Err(GrantError::InvalidTarget(
+                    "this audience is not allowed for tokens of this server or organization".into(),
+                ));
+            }
+            Some(aud.to_owned())
         }
     };
     Ok(issue(app, &client, scope, aud))
@@ -168,4 +179,88 @@ pub fn introspect(app: &App, caller: &Principal, token: &str) -> Result<Value, A
         out["aud"] = json!(aud);
     }
     Ok(out)
+}
+
+// ---- the audiences an organization allows (RFC 8707) ---------------------------------
+
+/// Most audiences one organization may allow.
+pub const MAX_ORG_AUDIENCES: usize = 50;
+/// Longest audience, in characters.
+pub const MAX_AUDIENCE_CHARS: usize = 255;
+
+/// An audience is an absolute `https://` or `http://` URI with a host, or a
+/// plain identifier (no scheme); 1–255 characters, no whitespace or control
+/// characters.
+fn check_audience(a: &str) -> Result<(), DomainError> {
+    let bad = |why: &str| DomainError::bad_request(format!("audience {a:?} {why}"));
+    let n = a.chars().count();
+    if n == 0 || n > MAX_AUDIENCE_CHARS {
+        return Err(bad(&format!("must be 1 to {MAX_AUDIENCE_CHARS} characters")));
+    }
+    if a.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad("must not contain whitespace or control characters"));
+    }
+    if a.contains("://") {
+        let rest = a.strip_prefix("https://").or_else(|| a.strip_prefix("http://"));
+        let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+        if host.is_none_or(str::is_empty) {
+            return Err(bad("must be an absolute https:// or http:// URI with a host, or a plain identifier"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a requested set of audiences; returns it sorted, without repeats.
+pub fn validate_audiences(wanted: &[String]) -> Result<Vec<String>, DomainError> {
+    if wanted.len() > MAX_ORG_AUDIENCES {
+        return Err(DomainError::bad_request(format!("at most {MAX_ORG_AUDIENCES} audiences can be allowed")));
+    }
+    for a in wanted {
+        check_audience(a)?;
+    }
+    let mut out = wanted.to_vec();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// The audiences the caller's organization allows in its tokens' `aud`.
+pub async fn org_audiences(app: &App, p: &Principal) -> Result<Vec<String>, AppError> {
+    p.require(Role::Viewer)?;
+    Ok(app.store.list_audiences(p.org).await?)
+}
+
+/// Replaces the audiences the organization allows (admins), audited as
+/// `org.audiences_changed`; returns them as stored. Tokens already issued
+/// keep their `aud`.
+pub async fn set_org_audiences(app: &App, p: &Principal, wanted: &[String]) -> Result<Vec<String>, AppError> {
+    p.require(Role::Admin)?;
+    let set = validate_audiences(wanted)?;
+    let before = app.store.list_audiences(p.org).await?;
+    let ev = audit::event(p, "org.audiences_changed", p.org, json!({"from": before, "to": set}));
+    app.store.set_audiences(p.org, &set, &ev).await?;
+    Ok(set)
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod audience_tests {
+    use super::*;
+
+    #[test]
+    fn audiences_are_uris_or_identifiers() {
+        let ok = |v: &[&str]| validate_audiences(&v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        assert_eq!(
+            ok(&["https://gateway.example", "billing-api", "https://gateway.example"]).expect("valid"),
+            vec!["billing-api".to_owned(), "https://gateway.example".to_owned()]
+        );
+        assert!(ok(&["http://internal:8080/api", "urn:example:api"]).is_ok());
+        for bad in ["", "ftp://x", "https://", "has space", "tab\tin", "https:///path"] {
+            assert!(ok(&[bad]).is_err(), "{bad:?}");
+        }
+        assert!(ok(&[&"a".repeat(256)]).is_err());
+        assert!(ok(&[&"a".repeat(255)]).is_ok());
+        let many: Vec<String> = (0..51).map(|i| format!("api-{i}")).collect();
+        assert!(validate_audiences(&many).is_err());
+    }
 }

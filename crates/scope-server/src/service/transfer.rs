@@ -9,7 +9,7 @@
 //! 2. the records, parents before children: `org`, `user`, `invitation`,
 //!    `signing_key`, `api_key`, `key_usage`, `revoked_token`, `prompt`,
 //!    `version`, `promotion`, `label`, `label_move`, `protected_label`,
-//!    `audit_event`, `event_log` (once), `event`;
+//!    `org_audience`, `audit_event`, `event_log` (once), `event`;
 //! 3. `end` with `records`, the number of records, so that a truncated file
 //!    is refused instead of half imported.
 //!
@@ -175,6 +175,7 @@ enum Line {
         notes: Option<String>,
     },
     ProtectedLabel { org_id: OrgId, label: String },
+    OrgAudience { org_id: OrgId, audience: String, created_at: i64, created_by: String },
     AuditEvent {
         event_id: String,
         org_id: OrgId,
@@ -205,6 +206,7 @@ pub struct Counts {
     pub labels: usize,
     pub label_moves: usize,
     pub protected_labels: usize,
+    pub org_audiences: usize,
     pub audit_events: usize,
     /// The `event_log` record: always one.
     pub event_log: usize,
@@ -227,6 +229,7 @@ impl Counts {
             labels: s.labels.len(),
             label_moves: s.label_moves.len(),
             protected_labels: s.protected_labels.len(),
+            org_audiences: s.org_audiences.len(),
             audit_events: s.audit.len(),
             event_log: 1,
             events: s.events.len(),
@@ -247,6 +250,7 @@ impl Counts {
             + self.labels
             + self.label_moves
             + self.protected_labels
+            + self.org_audiences
             + self.audit_events
             + self.event_log
             + self.events
@@ -449,6 +453,17 @@ pub fn write_snapshot(
     }
     for p in &snapshot.protected_labels {
         write_line(out, &Line::ProtectedLabel { org_id: p.org_id, label: p.label.clone() })?;
+    }
+    for a in &snapshot.org_audiences {
+        write_line(
+            out,
+            &Line::OrgAudience {
+                org_id: a.org_id,
+                audience: a.audience.clone(),
+                created_at: a.created_at,
+                created_by: a.created_by.clone(),
+            },
+        )?;
     }
     for a in &snapshot.audit {
         write_line(
@@ -730,6 +745,9 @@ pub fn read_snapshot(input: impl BufRead) -> Result<(Snapshot, Counts), Transfer
                 })
             }
             Line::ProtectedLabel { org_id, label } => s.protected_labels.push(ProtectedLabelRow { org_id, label }),
+            Line::OrgAudience { org_id, audience, created_at, created_by } => {
+                s.org_audiences.push(OrgAudienceRow { org_id, audience, created_at, created_by })
+            }
             Line::AuditEvent { event_id, org_id, actor, action, target, at, details } => {
                 s.audit.push(AuditRow { event_id, org_id, actor, action, target, at, details })
             }
@@ -922,6 +940,12 @@ mod tests {
                 },
             ],
             protected_labels: vec![ProtectedLabelRow { org_id: org, label: "production".into() }],
+            org_audiences: vec![OrgAudienceRow {
+                org_id: org,
+                audience: "https://gateway.example".into(),
+                created_at: 5,
+                created_by: "system".into(),
+            }],
             events: vec![EventRow {
                 seq: 12,
                 org_id: org,
@@ -943,8 +967,8 @@ mod tests {
         assert_eq!(read, s);
         assert_eq!(counts, written);
         // org, key, usage, revoked token, prompt, version, 2 labels, 2
-        // moves, protected label, event_log, event.
-        assert_eq!(counts.total(), 13);
+        // moves, protected label, org audience, event_log, event.
+        assert_eq!(counts.total(), 14);
         let text = String::from_utf8(out).expect("utf-8");
         // The database's own numbering of revocations stays behind.
         assert!(!text.contains("change_seq"));
@@ -967,6 +991,7 @@ mod tests {
                 "label_move",
                 "label_move",
                 "protected_label",
+                "org_audience",
                 "event_log",
                 "event",
                 "end"

@@ -25,6 +25,7 @@
 //! carry bound values. This file holds the pool, migrations, error mapping
 //! and the one `impl Store`, which delegates to a module per concern.
 
+mod audiences;
 mod audit;
 mod changes;
 mod events;
@@ -576,6 +577,14 @@ impl Store for PgStore {
 
     async fn set_protected_labels(&self, org: OrgId, labels: &[String], audit: &AuditRow) -> StoreResult<()> {
         labels::set_protected_labels(self, org, labels, audit).await
+    }
+
+    async fn list_audiences(&self, org: OrgId) -> StoreResult<Vec<String>> {
+        audiences::list_audiences(self, org).await
+    }
+
+    async fn set_audiences(&self, org: OrgId, audiences: &[String], audit: &AuditRow) -> StoreResult<()> {
+        audiences::set_audiences(self, org, audiences, audit).await
     }
 
     async fn list_events(&self, org: OrgId, after_seq: i64, limit: u32) -> StoreResult<Vec<EventRow>> {

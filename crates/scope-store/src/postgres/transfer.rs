@@ -180,6 +180,16 @@ pub(super) async fn export(store: &PgStore) -> StoreResult<Snapshot> {
         .map(|(org_id, label)| Ok(ProtectedLabelRow { org_id: parse_id(&org_id, "org id")?, label }))
         .collect::<StoreResult<Vec<_>>>()?;
 
+    let org_audiences = sqlx::query_as::<_, (String, String, i64, String)>(EXPORT_ORG_AUDIENCES)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?
+        .into_iter()
+        .map(|(org_id, audience, created_at, created_by)| {
+            Ok(OrgAudienceRow { org_id: parse_id(&org_id, "org id")?, audience, created_at, created_by })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+
     let events = sqlx::query_as::<_, RawEvent>(EXPORT_EVENTS)
         .fetch_all(&mut *conn)
         .await
@@ -204,6 +214,7 @@ pub(super) async fn export(store: &PgStore) -> StoreResult<Snapshot> {
         labels,
         label_moves,
         protected_labels,
+        org_audiences,
         audit,
         signing_keys,
         events,
@@ -243,6 +254,7 @@ pub(super) async fn import(store: &PgStore, snapshot: &Snapshot) -> StoreResult<
     insert_labels(conn, &snapshot.labels).await?;
     insert_label_moves(conn, &snapshot.label_moves).await?;
     insert_protected_labels(conn, &snapshot.protected_labels).await?;
+    insert_org_audiences(conn, &snapshot.org_audiences).await?;
     insert_revoked_tokens(conn, &snapshot.revoked_tokens).await?;
     insert_audit_rows(conn, &snapshot.audit).await?;
     insert_signing_keys(conn, &snapshot.signing_keys).await?;
@@ -394,6 +406,21 @@ async fn insert_protected_labels(conn: &mut PgConnection, rows: &[ProtectedLabel
         let mut qb = QueryBuilder::<Postgres>::new("INSERT INTO protected_labels (org_id, label) ");
         qb.push_values(chunk, |mut b, p| {
             b.push_bind(p.org_id.to_string()).push_bind(p.label.as_str());
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_org_audiences(conn: &mut PgConnection, rows: &[OrgAudienceRow]) -> StoreResult<()> {
+    for chunk in rows.chunks(batch_rows(4)) {
+        let mut qb =
+            QueryBuilder::<Postgres>::new("INSERT INTO org_audiences (org_id, audience, created_at, created_by) ");
+        qb.push_values(chunk, |mut b, a| {
+            b.push_bind(a.org_id.to_string())
+                .push_bind(a.audience.as_str())
+                .push_bind(a.created_at)
+                .push_bind(a.created_by.as_str());
         });
         qb.build().execute(&mut *conn).await.db()?;
     }

@@ -23,6 +23,7 @@
 //! - `audit.rs`: the audit log;
 //! - `transfer.rs`: export and import of a whole deployment.
 
+mod audiences;
 mod audit;
 mod events;
 mod keys;
@@ -524,6 +525,14 @@ impl Store for SqliteStore {
 
     async fn set_protected_labels(&self, org: OrgId, labels: &[String], audit: &AuditRow) -> StoreResult<()> {
         labels::set_protected_labels(self, org, labels, audit).await
+    }
+
+    async fn list_audiences(&self, org: OrgId) -> StoreResult<Vec<String>> {
+        audiences::list_audiences(self, org).await
+    }
+
+    async fn set_audiences(&self, org: OrgId, audiences: &[String], audit: &AuditRow) -> StoreResult<()> {
+        audiences::set_audiences(self, org, audiences, audit).await
     }
 
     async fn list_events(&self, org: OrgId, after_seq: i64, limit: u32) -> StoreResult<Vec<EventRow>> {

@@ -144,6 +144,15 @@ pub(super) async fn export(store: &SqliteStore) -> StoreResult<Snapshot> {
         .into_iter()
         .map(|(org_id, label)| Ok(ProtectedLabelRow { org_id: parse_id(&org_id, "org id")?, label }))
         .collect::<StoreResult<_>>()?;
+    let org_audiences = sqlx::query_as::<_, (String, String, i64, String)>(EXPORT_ORG_AUDIENCES)
+        .fetch_all(&mut *tx)
+        .await
+        .db()?
+        .into_iter()
+        .map(|(org_id, audience, created_at, created_by)| {
+            Ok(OrgAudienceRow { org_id: parse_id(&org_id, "org id")?, audience, created_at, created_by })
+        })
+        .collect::<StoreResult<_>>()?;
     let events = sqlx::query_as::<_, RawEvent>(EXPORT_EVENTS)
         .fetch_all(&mut *tx)
         .await
@@ -167,6 +176,7 @@ pub(super) async fn export(store: &SqliteStore) -> StoreResult<Snapshot> {
         labels,
         label_moves,
         protected_labels,
+        org_audiences,
         audit,
         signing_keys,
         events,
@@ -199,6 +209,7 @@ pub(super) async fn import(store: &SqliteStore, snapshot: &Snapshot) -> StoreRes
     insert_labels(&mut tx, &s.labels).await?;
     insert_label_moves(&mut tx, &s.label_moves).await?;
     insert_protected_labels(&mut tx, &s.protected_labels).await?;
+    insert_org_audiences(&mut tx, &s.org_audiences).await?;
     insert_revoked_tokens(&mut tx, &s.revoked_tokens).await?;
     insert_audit_rows(&mut tx, &s.audit).await?;
     insert_signing_keys(&mut tx, &s.signing_keys).await?;
@@ -384,6 +395,21 @@ async fn insert_protected_labels(conn: &mut SqliteConnection, rows: &[ProtectedL
         let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO protected_labels (org_id, label) ");
         qb.push_values(chunk, |mut b, p| {
             b.push_bind(p.org_id.to_string()).push_bind(p.label.as_str());
+        });
+        qb.build().execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+async fn insert_org_audiences(conn: &mut SqliteConnection, rows: &[OrgAudienceRow]) -> StoreResult<()> {
+    for chunk in rows.chunks(IMPORT_BATCH_ROWS) {
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("INSERT INTO org_audiences (org_id, audience, created_at, created_by) ");
+        qb.push_values(chunk, |mut b, a| {
+            b.push_bind(a.org_id.to_string())
+                .push_bind(a.audience.as_str())
+                .push_bind(a.created_at)
+                .push_bind(a.created_by.as_str());
         });
         qb.build().execute(&mut *conn).await.db()?;
     }

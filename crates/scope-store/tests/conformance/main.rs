@@ -19,6 +19,7 @@
 
 mod support;
 
+mod audiences;
 mod audit;
 mod events;
 mod keys;
@@ -162,6 +163,9 @@ conformance_tests! {
         prune_sessions_drops_expired_idle_sessions_and_stale_invitations,
         concurrent_demotions_keep_an_active_admin,
         concurrent_acceptances_accept_once,
+    ],
+    audiences: [
+        audiences_are_replaced_per_org_and_audited,
     ],
     audit: [
         audit_rows_are_written_per_org,

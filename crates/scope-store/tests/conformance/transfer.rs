@@ -131,6 +131,8 @@ async fn populate(s: &dyn Store) -> Result<Populated, Box<dyn std::error::Error>
     s.move_label(org_b, prompt_b, &move_req("qa", Some(b1), 16_000), &event(org_b, "label.moved", "x")).await?;
     s.set_protected_labels(org, &["production".into(), "staging".into()], &event(org, "settings.x", "x")).await?;
     s.set_protected_labels(org_b, &["qa".into()], &event(org_b, "settings.x", "x")).await?;
+    s.set_audiences(org, &["billing-api".into(), "https://gateway.example".into()], &event(org, "org.x", "x")).await?;
+    s.set_audiences(org_b, &["https://gateway.example".into()], &event(org_b, "org.x", "x")).await?;
 
     // Single tokens revoked: one of the successor key's, still valid, one of
     // another organization's, and one long expired (not yet pruned).
@@ -260,6 +262,8 @@ pub async fn export_import_round_trip(a: Arc<dyn Store>, b: Arc<dyn Store>) -> T
     assert!(sorted_by(&first.label_moves, |m| (m.label_move.prompt_id.to_string(), m.label_move.seq)));
     assert_eq!(first.protected_labels.len(), 3);
     assert!(sorted_by(&first.protected_labels, |l| (l.org_id.to_string(), l.label.clone())));
+    assert_eq!(first.org_audiences.len(), 3);
+    assert!(sorted_by(&first.org_audiences, |a| (a.org_id.to_string(), a.audience.clone())));
     // Revocations in the order they were made, without the database's
     // numbers, expired ones too (the file format leaves those out).
     let jtis: Vec<_> = first.revoked_tokens.iter().map(|t| t.jti.as_str()).collect();
