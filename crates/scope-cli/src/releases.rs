@@ -53,7 +53,10 @@ pub async fn labels(name: &str, history: bool, as_json: bool) -> anyhow::Result<
     if as_json {
         return print_json(&l);
     }
-    println!("{:<16}  {:<7}  {:<30}  {:<24}  {:<30}  PROTECTED", "LABEL", "VERSION", "VERSION_ID", "MOVED_AT", "MOVED_BY");
+    println!(
+        "{:<16}  {:<7}  {:<30}  {:<24}  {:<30}  PROTECTED",
+        "LABEL", "VERSION", "VERSION_ID", "MOVED_AT", "MOVED_BY"
+    );
     for x in l["data"].as_array().into_iter().flatten() {
         println!(
             "{:<16}  {:<7}  {:<30}  {:<24}  {:<30}  {}",

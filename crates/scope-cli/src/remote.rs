@@ -53,7 +53,8 @@ impl Remote {
             .or_else(|| env("SCOPE_API_SECRET"))
             .map(SecretString::from)
             .ok_or_else(|| anyhow!("SCOPE_API_SECRET is not set"))?;
-        let base = base_url(&env("SCOPE_API_URL").unwrap_or_else(|| scope_client::DEFAULT_API_URL.into()), "SCOPE_API_URL")?;
+        let base =
+            base_url(&env("SCOPE_API_URL").unwrap_or_else(|| scope_client::DEFAULT_API_URL.into()), "SCOPE_API_URL")?;
         let auth = match env("SCOPE_AUTH_API_URL") {
             Some(u) => base_url(&u, "SCOPE_AUTH_API_URL")?,
             None => base.clone(),
@@ -82,7 +83,10 @@ impl Remote {
     /// `{api}/seg/seg/…`, each segment percent-encoded.
     fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> anyhow::Result<Url> {
         let mut url = self.api.clone();
-        url.path_segments_mut().map_err(|_| anyhow!("SCOPE_API_URL cannot be a base URL"))?.pop_if_empty().extend(segments);
+        url.path_segments_mut()
+            .map_err(|_| anyhow!("SCOPE_API_URL cannot be a base URL"))?
+            .pop_if_empty()
+            .extend(segments);
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }

@@ -78,9 +78,7 @@ pub fn check_movable(label: &str) -> Result<(), DomainError> {
 pub fn check_removable(label: &str) -> Result<(), DomainError> {
     check_movable(label)?;
     if kind(label) == LabelKind::Production {
-        return Err(DomainError::bad_request(
-            "'production' cannot be removed; promote another version to replace it",
-        ));
+        return Err(DomainError::bad_request("'production' cannot be removed; promote another version to replace it"));
     }
     Ok(())
 }
@@ -278,7 +276,10 @@ mod tests {
         let e = check_archivable(3, &["staging".into()]).err().map(|e| e.message);
         assert_eq!(e.as_deref(), Some("v3 cannot be archived: label 'staging' points at it; move it first"));
         let e = check_archivable(3, &["canary".into(), "staging".into()]).err().map(|e| e.message);
-        assert_eq!(e.as_deref(), Some("v3 cannot be archived: labels 'canary', 'staging' point at it; move them first"));
+        assert_eq!(
+            e.as_deref(),
+            Some("v3 cannot be archived: labels 'canary', 'staging' point at it; move them first")
+        );
         assert_eq!(demoted(true, false), Archived);
         assert_eq!(demoted(true, true), Draft);
         assert_eq!(demoted(false, false), Draft);

@@ -883,12 +883,22 @@ impl NewEvent {
     }
 
     /// The prompt's description or tags changed (every version's `tags`).
-    pub(crate) fn prompt_updated(org: scope_domain::OrgId, prompt: scope_domain::PromptId, name: &str, at: i64) -> Self {
+    pub(crate) fn prompt_updated(
+        org: scope_domain::OrgId,
+        prompt: scope_domain::PromptId,
+        name: &str,
+        at: i64,
+    ) -> Self {
         Self::prompt("prompt.updated", org, prompt, name, at, serde_json::Map::new())
     }
 
     /// The prompt was deleted with its versions.
-    pub(crate) fn prompt_deleted(org: scope_domain::OrgId, prompt: scope_domain::PromptId, name: &str, at: i64) -> Self {
+    pub(crate) fn prompt_deleted(
+        org: scope_domain::OrgId,
+        prompt: scope_domain::PromptId,
+        name: &str,
+        at: i64,
+    ) -> Self {
         Self::prompt("prompt.deleted", org, prompt, name, at, serde_json::Map::new())
     }
 

@@ -118,7 +118,9 @@ fn vid(v: &Value) -> String {
 
 /// Moves `label` of `prompt` to `version` (must succeed).
 async fn move_label(api: &Api, prompt: &str, label: &str, version: &str) {
-    put(api, &format!("/api/v1/prompts/{prompt}/labels/{label}"), json!({"version_id": version})).await.assert_status(200);
+    put(api, &format!("/api/v1/prompts/{prompt}/labels/{label}"), json!({"version_id": version}))
+        .await
+        .assert_status(200);
 }
 
 #[tokio::test]
@@ -144,7 +146,10 @@ async fn a_label_move_reaches_the_stream_within_a_second() {
         let elapsed = started.elapsed();
         let m = seen.last().expect("the move");
         let d = m.json();
-        assert_eq!((d["type"].clone(), d["label"].clone(), d["version_id"].clone()), (json!("prompt.label_moved"), json!("staging"), json!(v)));
+        assert_eq!(
+            (d["type"].clone(), d["label"].clone(), d["version_id"].clone()),
+            (json!("prompt.label_moved"), json!("staging"), json!(v))
+        );
         assert_eq!(d["name"], "greeting");
         assert_eq!(d["org_id"], server.org.org_id.as_str());
         assert!(d["prompt_id"].as_str().is_some_and(|p| p.starts_with("pmt_")));
@@ -156,7 +161,11 @@ async fn a_label_move_reaches_the_stream_within_a_second() {
         took.push(elapsed);
     }
     let max = took.iter().max().copied().unwrap_or_default();
-    println!("label move → event on the stream: {:?} (max {} ms)", took.iter().map(|d| d.as_millis()).collect::<Vec<_>>(), max.as_millis());
+    println!(
+        "label move → event on the stream: {:?} (max {} ms)",
+        took.iter().map(|d| d.as_millis()).collect::<Vec<_>>(),
+        max.as_millis()
+    );
     assert!(max < Duration::from_secs(1), "a move took {max:?} to reach the stream");
 
     // The other event types reach it too.
@@ -249,7 +258,8 @@ async fn streams_never_show_another_organizations_events() {
     move_label(&other, "theirs", "secret-release", &theirs).await;
     other.delete("/api/v1/prompts/theirs").await.assert_status(204);
     admin.create_version("mine", "two").await;
-    let seen = mine.until(Duration::from_secs(5), |m| m.event == "prompt.version_created" && m.json()["version"] == 2).await;
+    let seen =
+        mine.until(Duration::from_secs(5), |m| m.event == "prompt.version_created" && m.json()["version"] == 2).await;
     for m in &seen {
         if m.event == "ready" {
             continue;

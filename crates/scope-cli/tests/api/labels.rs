@@ -33,7 +33,8 @@ async fn prompt_with_versions(admin: &Api, name: &str, n: usize) -> Vec<String> 
 
 /// A key with an environment, and a client holding its token.
 async fn key_in(server: &TestServer, admin: &Api, environment: &str, role: &str) -> Api {
-    let r = admin.post("/api/v1/api-keys", json!({"name": environment, "environment": environment, "role": role})).await;
+    let r =
+        admin.post("/api/v1/api-keys", json!({"name": environment, "environment": environment, "role": role})).await;
     r.assert_status(201);
     let k = r.json();
     let t = server
@@ -55,7 +56,8 @@ async fn fifty_concurrent_moves_of_one_label_leave_one_target_and_a_complete_his
     for (i, v) in versions.iter().enumerate() {
         let (api, v) = (admin.clone(), v.clone());
         tasks.push(tokio::spawn(async move {
-            put(&api, "/api/v1/prompts/hot/labels/staging", json!({"version_id": v, "notes": format!("move {i}")})).await
+            put(&api, "/api/v1/prompts/hot/labels/staging", json!({"version_id": v, "notes": format!("move {i}")}))
+                .await
         }));
     }
     for t in tasks {
@@ -65,10 +67,12 @@ async fn fifty_concurrent_moves_of_one_label_leave_one_target_and_a_complete_his
     }
     // One target.
     let labels = admin.get("/api/v1/prompts/hot/labels").await.json();
-    let staging: Vec<&Value> = labels["data"].as_array().expect("data").iter().filter(|l| l["label"] == "staging").collect();
+    let staging: Vec<&Value> =
+        labels["data"].as_array().expect("data").iter().filter(|l| l["label"] == "staging").collect();
     assert_eq!(staging.len(), 1);
     let target = staging[0]["version_id"].as_str().expect("target").to_owned();
-    let tagged: Vec<Value> = admin.get("/api/v1/prompts/hot/versions?include_archived=true&limit=200").await.json()["data"]
+    let tagged: Vec<Value> = admin.get("/api/v1/prompts/hot/versions?include_archived=true&limit=200").await.json()
+        ["data"]
         .as_array()
         .expect("versions")
         .iter()
@@ -110,13 +114,23 @@ async fn protected_labels_refuse_editors_and_admit_admins() {
         c.get("/api/v1/settings/protected-labels").await.assert_error(403, "forbidden");
         put(c, "/api/v1/settings/protected-labels", json!({"labels": ["x"]})).await.assert_error(403, "forbidden");
     }
-    put(&admin, "/api/v1/settings/protected-labels", json!({"labels": ["latest"]})).await.assert_error(400, "bad_request");
-    put(&admin, "/api/v1/settings/protected-labels", json!({"labels": ["Bad Label"]})).await.assert_error(400, "bad_request");
-    put(&admin, "/api/v1/settings/protected-labels", json!({"labels": "staging"})).await.assert_error(400, "bad_request");
-    let set = put(&admin, "/api/v1/settings/protected-labels", json!({"labels": ["staging", "production", "staging"]})).await;
+    put(&admin, "/api/v1/settings/protected-labels", json!({"labels": ["latest"]}))
+        .await
+        .assert_error(400, "bad_request");
+    put(&admin, "/api/v1/settings/protected-labels", json!({"labels": ["Bad Label"]}))
+        .await
+        .assert_error(400, "bad_request");
+    put(&admin, "/api/v1/settings/protected-labels", json!({"labels": "staging"}))
+        .await
+        .assert_error(400, "bad_request");
+    let set =
+        put(&admin, "/api/v1/settings/protected-labels", json!({"labels": ["staging", "production", "staging"]})).await;
     set.assert_status(200);
     assert_eq!(set.json(), json!({"labels": ["production", "staging"]}));
-    assert_eq!(admin.get("/api/v1/settings/protected-labels").await.json(), json!({"labels": ["production", "staging"]}));
+    assert_eq!(
+        admin.get("/api/v1/settings/protected-labels").await.json(),
+        json!({"labels": ["production", "staging"]})
+    );
     let listed = admin.get("/api/v1/prompts/guarded/labels").await.json();
     assert!(listed["data"].as_array().expect("data").iter().all(|l| l["protected"] == true));
 
@@ -127,7 +141,9 @@ async fn protected_labels_refuse_editors_and_admit_admins() {
     let r = editor.post_empty(&format!("/api/v1/prompts/guarded/versions/{}/promote", v[2])).await;
     r.assert_error(403, "forbidden");
     assert!(r.json()["message"].as_str().is_some_and(|m| m.contains("'production'")), "{}", r.body);
-    put(&editor, "/api/v1/prompts/guarded/labels/production", json!({"version_id": v[2]})).await.assert_error(403, "forbidden");
+    put(&editor, "/api/v1/prompts/guarded/labels/production", json!({"version_id": v[2]}))
+        .await
+        .assert_error(403, "forbidden");
     editor.delete("/api/v1/prompts/guarded/labels/staging").await.assert_error(403, "forbidden");
     editor.post_empty("/api/v1/prompts/guarded/labels/staging/rollback").await.assert_error(403, "forbidden");
     // Other labels stay the editors'.
@@ -176,7 +192,12 @@ async fn rollback_twice_returns_to_the_original() {
         .collect();
     assert_eq!(
         kinds,
-        vec![("rollback", Some(1), Some(2)), ("rollback", Some(2), Some(1)), ("move", Some(1), Some(2)), ("move", None, Some(1))]
+        vec![
+            ("rollback", Some(1), Some(2)),
+            ("rollback", Some(2), Some(1)),
+            ("move", Some(1), Some(2)),
+            ("move", None, Some(1))
+        ]
     );
     assert_eq!(hist["data"][1]["notes"], "v2 misbehaves");
 
@@ -363,23 +384,39 @@ async fn labels_api_shapes_errors_and_tenancy() {
     assert_eq!(data[1]["protected"], false);
     // Versions list and single reads carry `labels`.
     let listed = viewer.get("/api/v1/prompts/shapes/versions").await.json();
-    let by_number: Vec<(i64, Value)> =
-        listed["data"].as_array().expect("data").iter().map(|x| (x["version"].as_i64().unwrap_or(0), x["labels"].clone())).collect();
+    let by_number: Vec<(i64, Value)> = listed["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|x| (x["version"].as_i64().unwrap_or(0), x["labels"].clone()))
+        .collect();
     assert_eq!(by_number, vec![(3, json!([])), (2, json!(["production"])), (1, json!(["staging"]))]);
 
     // Bad requests, precisely.
-    put(&admin, "/api/v1/prompts/shapes/labels/Staging", json!({"version_id": v[0]})).await.assert_error(400, "bad_request");
-    put(&admin, "/api/v1/prompts/shapes/labels/latest", json!({"version_id": v[0]})).await.assert_error(400, "bad_request");
+    put(&admin, "/api/v1/prompts/shapes/labels/Staging", json!({"version_id": v[0]}))
+        .await
+        .assert_error(400, "bad_request");
+    put(&admin, "/api/v1/prompts/shapes/labels/latest", json!({"version_id": v[0]}))
+        .await
+        .assert_error(400, "bad_request");
     put(&admin, "/api/v1/prompts/shapes/labels/qa", json!({})).await.assert_error(400, "bad_request");
-    put(&admin, "/api/v1/prompts/shapes/labels/qa", json!({"version_id": v[0], "version": 1})).await.assert_error(400, "bad_request");
-    put(&admin, "/api/v1/prompts/shapes/labels/qa", json!({"version_id": v[0], "extra": 1})).await.assert_error(400, "bad_request");
+    put(&admin, "/api/v1/prompts/shapes/labels/qa", json!({"version_id": v[0], "version": 1}))
+        .await
+        .assert_error(400, "bad_request");
+    put(&admin, "/api/v1/prompts/shapes/labels/qa", json!({"version_id": v[0], "extra": 1}))
+        .await
+        .assert_error(400, "bad_request");
     put(&admin, "/api/v1/prompts/shapes/labels/qa", json!({"version_id": v[0], "archive_previous": false}))
         .await
         .assert_error(400, "bad_request");
-    put(&admin, "/api/v1/prompts/shapes/labels/qa", json!({"version_id": "v_nope"})).await.assert_error(404, "not_found");
+    put(&admin, "/api/v1/prompts/shapes/labels/qa", json!({"version_id": "v_nope"}))
+        .await
+        .assert_error(404, "not_found");
     put(&admin, "/api/v1/prompts/shapes/labels/qa", json!({"version": 99})).await.assert_error(404, "not_found");
     let long_notes = "x".repeat(2001);
-    put(&admin, "/api/v1/prompts/shapes/labels/qa", json!({"version": 1, "notes": long_notes})).await.assert_error(400, "bad_request");
+    put(&admin, "/api/v1/prompts/shapes/labels/qa", json!({"version": 1, "notes": long_notes}))
+        .await
+        .assert_error(400, "bad_request");
     put(&admin, "/api/v1/prompts/nope/labels/qa", json!({"version": 1})).await.assert_error(404, "not_found");
     admin.delete("/api/v1/prompts/shapes/labels/production").await.assert_error(400, "bad_request");
     admin.delete("/api/v1/prompts/shapes/labels/latest").await.assert_error(400, "bad_request");
@@ -393,12 +430,26 @@ async fn labels_api_shapes_errors_and_tenancy() {
     // The history (release log): newest first, paged.
     let h = admin.get("/api/v1/prompts/shapes/label-history?limit=1").await.json();
     let first = &h["data"][0];
-    assert_eq!((first["label"].clone(), first["kind"].clone(), first["to_version"].clone()), (json!("production"), json!("move"), json!(2)));
-    for field in ["move_id", "prompt_id", "from_version_id", "from_version", "to_version_id", "moved_by", "moved_at", "notes"] {
+    assert_eq!(
+        (first["label"].clone(), first["kind"].clone(), first["to_version"].clone()),
+        (json!("production"), json!("move"), json!(2))
+    );
+    for field in
+        ["move_id", "prompt_id", "from_version_id", "from_version", "to_version_id", "moved_by", "moved_at", "notes"]
+    {
         assert!(first.get(field).is_some(), "{field} in {first}");
     }
-    let next = admin.get(&format!("/api/v1/prompts/shapes/label-history?limit=1&cursor={}", h["next_cursor"].as_str().expect("cursor"))).await.json();
-    assert_eq!((next["data"][0]["label"].clone(), next["data"][0]["notes"].clone()), (json!("staging"), json!("first")));
+    let next = admin
+        .get(&format!(
+            "/api/v1/prompts/shapes/label-history?limit=1&cursor={}",
+            h["next_cursor"].as_str().expect("cursor")
+        ))
+        .await
+        .json();
+    assert_eq!(
+        (next["data"][0]["label"].clone(), next["data"][0]["notes"].clone()),
+        (json!("staging"), json!("first"))
+    );
     assert!(next["next_cursor"].is_null());
     // Moves are audited.
     let audit = admin.get("/api/v1/audit-events?action=label.").await.json();
@@ -409,7 +460,9 @@ async fn labels_api_shapes_errors_and_tenancy() {
     let other = server.login(&other).await;
     other.get("/api/v1/prompts/shapes/labels").await.assert_error(404, "not_found");
     other.get("/api/v1/prompts/shapes/labels/staging").await.assert_error(404, "not_found");
-    put(&other, "/api/v1/prompts/shapes/labels/staging", json!({"version_id": v[2]})).await.assert_error(404, "not_found");
+    put(&other, "/api/v1/prompts/shapes/labels/staging", json!({"version_id": v[2]}))
+        .await
+        .assert_error(404, "not_found");
     other.get(&format!("/api/v1/prompts/shapes/diff?from={}&to={}", v[0], v[1])).await.assert_error(404, "not_found");
     assert_eq!(vid(&admin.get("/api/v1/prompts/shapes/labels/staging").await.json()), v[0]);
 }
@@ -442,7 +495,9 @@ async fn diff_of_two_versions() {
         .as_array()
         .expect("content")
         .iter()
-        .map(|h| (h["op"].as_str().unwrap_or("").to_owned(), serde_json::from_value(h["lines"].clone()).unwrap_or_default()))
+        .map(|h| {
+            (h["op"].as_str().unwrap_or("").to_owned(), serde_json::from_value(h["lines"].clone()).unwrap_or_default())
+        })
         .collect();
     let s = |x: &str| x.to_owned();
     assert_eq!(
@@ -501,7 +556,12 @@ async fn cli_labels_label_rollback_diff_and_get() {
         }
     };
     let ok = |out: &std::process::Output| {
-        assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
 
@@ -510,7 +570,10 @@ async fn cli_labels_label_rollback_diff_and_get() {
     let out = ok(&run(&["prompt", "label", "greeting", "staging", "--version", &v[1], "--json"]).await);
     assert_eq!(serde_json::from_str::<Value>(&out).expect("json")["labels"], json!(["staging"]));
     let out = ok(&run(&["prompt", "labels", "greeting"]).await);
-    assert!(out.lines().nth(1).is_some_and(|l| l.starts_with("staging") && l.contains("v2") && l.contains(&v[1])), "{out}");
+    assert!(
+        out.lines().nth(1).is_some_and(|l| l.starts_with("staging") && l.contains("v2") && l.contains(&v[1])),
+        "{out}"
+    );
     let out = ok(&run(&["prompt", "labels", "greeting", "--history"]).await);
     assert!(out.contains("try v1"), "{out}");
     // `get --label` with any label.
@@ -595,7 +658,9 @@ async fn the_console_shows_and_moves_labels() {
     // A protected label: an editor is refused with the label named.
     put(&admin, "/api/v1/settings/protected-labels", json!({"labels": ["production"]})).await.assert_status(200);
     let password = {
-        let r = admin.post("/api/v1/users", json!({"email": "ed@acme.test", "role": "editor", "onboarding": "password"})).await;
+        let r = admin
+            .post("/api/v1/users", json!({"email": "ed@acme.test", "role": "editor", "onboarding": "password"}))
+            .await;
         r.assert_status(201);
         r.json()["initial_password"].as_str().expect("initial_password").to_owned()
     };

@@ -59,7 +59,9 @@ pub async fn stream(
 ) -> Result<Response, AppError> {
     let credential = credential(&headers)?;
     let resume = match headers.get("last-event-id") {
-        Some(v) => Some(v.to_str().map_err(|_| AppError::from(scope_domain::DomainError::bad_request("invalid Last-Event-ID")))?),
+        Some(v) => Some(
+            v.to_str().map_err(|_| AppError::from(scope_domain::DomainError::bad_request("invalid Last-Event-ID")))?,
+        ),
         None => q.last_event_id.as_deref(),
     };
     let resume = resume.map(events::parse_position).transpose()?;

@@ -16,7 +16,9 @@ use crate::error::AppError;
 use crate::service::labels::{self, MoveLabel, Target};
 use crate::service::prompts::{self, Ask};
 use crate::service::{diff, page, App, Principal};
-use crate::views::{DiffSideView, DiffView, LabelMoveView, LabelView, LabelsView, ListView, ProtectedLabelsView, VersionView};
+use crate::views::{
+    DiffSideView, DiffView, LabelMoveView, LabelView, LabelsView, ListView, ProtectedLabelsView, VersionView,
+};
 
 pub async fn list(
     State(app): State<Arc<App>>,

@@ -3,8 +3,8 @@
 //! deleted and inserted lines, and which of metadata, prompt type and
 //! variables changed. Pure computation; `views::DiffView` is its wire shape.
 
-use serde::Serialize;
 use scope_store::VersionRow;
+use serde::Serialize;
 use similar::{DiffTag, TextDiff};
 
 /// A run of lines that are equal in both, or only in the old (`delete`) or

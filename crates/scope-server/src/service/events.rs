@@ -77,11 +77,17 @@ impl Credential {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     /// First, always: the position the stream continues from (its `id`).
-    Ready { org: OrgId, position: i64 },
+    Ready {
+        org: OrgId,
+        position: i64,
+    },
     /// Instead of `Ready`: the client's position is older than the retained
     /// log (events may be lost) or from another log: drop everything
     /// cached and continue from `position`.
-    Resync { org: OrgId, position: i64 },
+    Resync {
+        org: OrgId,
+        position: i64,
+    },
     Event(Arc<WireEvent>),
     /// A comment line, when nothing else was sent for a while.
     Heartbeat,
@@ -123,10 +129,7 @@ pub async fn open(
         tracing::warn!(limit = app.config.max_event_streams, "event stream refused: too many open");
         return Err(AppError::RateLimited(5));
     }
-    let sub = app
-        .events
-        .subscribe(p.org)
-        .ok_or_else(|| AppError::Unavailable("the server is shutting down".into()))?;
+    let sub = app.events.subscribe(p.org).ok_or_else(|| AppError::Unavailable("the server is shutting down".into()))?;
     let (last, catching_up, first) = match resume {
         None => (sub.cursor, false, Item::Ready { org: p.org, position: sub.cursor }),
         Some(position) => {

@@ -50,7 +50,12 @@ pub async fn list(app: &App, p: &Principal, name: &str) -> Result<Labels, AppErr
 
 /// The version `r` names in `prompt`: an id, a number, or a label
 /// (`production`, `latest`, any other).
-pub async fn resolve(app: &App, p: &Principal, prompt: &PromptSummary, r: VersionRef<'_>) -> Result<VersionRow, AppError> {
+pub async fn resolve(
+    app: &App,
+    p: &Principal,
+    prompt: &PromptSummary,
+    r: VersionRef<'_>,
+) -> Result<VersionRow, AppError> {
     let pid = prompt.prompt.prompt_id;
     let name = &prompt.prompt.name;
     let missing = |what: String| AppError::from(DomainError::not_found(what));
@@ -74,9 +79,11 @@ pub async fn resolve(app: &App, p: &Principal, prompt: &PromptSummary, r: Versio
                 )
                 .into()
             }),
-            LabelKind::Latest => {
-                app.store.latest_version(p.org, pid).await?.ok_or_else(|| missing(format!("prompt '{name}' has no versions")))
-            }
+            LabelKind::Latest => app
+                .store
+                .latest_version(p.org, pid)
+                .await?
+                .ok_or_else(|| missing(format!("prompt '{name}' has no versions"))),
             LabelKind::Custom => {
                 let found = app.store.list_labels(p.org, pid).await?.into_iter().find(|x| x.label == l);
                 match found {
@@ -193,12 +200,13 @@ pub async fn rollback(
     labels::validate_notes(notes.as_deref())?;
     check_may_move(app, p, label).await?;
     let prompt = find(app, p, name).await?;
-    let query = LabelMoveQuery {
-        page: scope_store::PageQuery { limit: 1, cursor: None },
-        label: Some(label.to_owned()),
-    };
+    let query =
+        LabelMoveQuery { page: scope_store::PageQuery { limit: 1, cursor: None }, label: Some(label.to_owned()) };
     let last = app.store.list_label_moves(p.org, prompt.prompt.prompt_id, &query).await?.into_iter().next();
-    let to = labels::rollback_target(label, last.as_ref().map(|m| LastMove { from: m.from_version_id, to: m.to_version_id }))?;
+    let to = labels::rollback_target(
+        label,
+        last.as_ref().map(|m| LastMove { from: m.from_version_id, to: m.to_version_id }),
+    )?;
     let mut req = move_request(p, label, Some(to), LabelMoveKind::Rollback);
     // Only from where the last move left it: a move made meanwhile is not
     // undone blindly.

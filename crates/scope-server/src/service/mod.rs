@@ -26,9 +26,9 @@ use scope_store::{PageQuery, Store};
 
 use crate::config::ServerConfig;
 use crate::error::AppError;
+use crate::runtime::events::EventHub;
 use crate::runtime::gates::KeyGates;
 use crate::runtime::key_cache::KeyCache;
-use crate::runtime::events::EventHub;
 use crate::runtime::prompt_cache::PromptCache;
 use crate::runtime::rate_limit::FailureLimiter;
 use crate::runtime::revoked_tokens::RevokedTokens;

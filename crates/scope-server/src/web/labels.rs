@@ -34,13 +34,7 @@ pub fn chip(label: &str) -> Markup {
 
 /// The prompt page's Labels section: where each label points, the move
 /// form for editors, and the release log.
-pub fn section(
-    ctx: &Ctx,
-    name: &str,
-    l: &labels::Labels,
-    versions: &[VersionRow],
-    history: &[LabelMoveRow],
-) -> Markup {
+pub fn section(ctx: &Ctx, name: &str, l: &labels::Labels, versions: &[VersionRow], history: &[LabelMoveRow]) -> Markup {
     let editor = ctx.p().role.allows(Role::Editor);
     let now = now_ms();
     html! {
@@ -114,10 +108,7 @@ pub fn section(
 }
 
 /// What the prompt page needs for its Labels section.
-pub async fn load(
-    ctx: &Ctx,
-    name: &str,
-) -> Result<(labels::Labels, Vec<LabelMoveRow>), AppError> {
+pub async fn load(ctx: &Ctx, name: &str) -> Result<(labels::Labels, Vec<LabelMoveRow>), AppError> {
     let l = labels::list(&ctx.app, ctx.p(), name).await?;
     let history = labels::history(&ctx.app, ctx.p(), name, None, page(Some(50), None)?).await?.data;
     Ok((l, history))
@@ -233,10 +224,7 @@ pub async fn rollback(
     Ok(see_other(&prompt_url(&v.name)))
 }
 
-pub async fn remove_confirm(
-    ctx: Ctx,
-    WebPath((name, label)): WebPath<(String, String)>,
-) -> Result<Response, WebError> {
+pub async fn remove_confirm(ctx: Ctx, WebPath((name, label)): WebPath<(String, String)>) -> Result<Response, WebError> {
     ctx.p().require(Role::Editor)?;
     rules::check_removable(&label).map_err(AppError::from)?;
     let summary = prompts::get(&ctx.app, ctx.p(), &name).await?;

@@ -15,7 +15,7 @@ use sqlx::{Postgres, QueryBuilder};
 
 use super::audit::insert_audit;
 use super::prompts::{
-    fetch_version, insert_label_move, lock_prompt, prompt_name, promote_in_tx, touch_prompt, LabelChange, Promotion,
+    fetch_version, insert_label_move, lock_prompt, promote_in_tx, prompt_name, touch_prompt, LabelChange, Promotion,
 };
 use super::{changes, events, DbResult, PgStore};
 use crate::common::*;
@@ -55,13 +55,12 @@ async fn current_target(
 
 /// The published version of `prompt`, with its number.
 async fn published(conn: &mut PgConnection, prompt: PromptId) -> StoreResult<Option<(VersionId, i64)>> {
-    let row: Option<(String, i64)> = sqlx::query_as(
-        "SELECT version_id, version FROM prompt_versions WHERE prompt_id = $1 AND status = 'published'",
-    )
-    .bind(prompt.to_string())
-    .fetch_optional(conn)
-    .await
-    .db()?;
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT version_id, version FROM prompt_versions WHERE prompt_id = $1 AND status = 'published'")
+            .bind(prompt.to_string())
+            .fetch_optional(conn)
+            .await
+            .db()?;
     row.map(|(id, n)| parse_id(&id, "version id").map(|id| (id, n))).transpose()
 }
 
@@ -90,9 +89,7 @@ pub(super) async fn move_label(
     let name = prompt_name(&mut tx, org, prompt).await?;
     let target = match req.to {
         Some(v) => Some(
-            fetch_version(&mut tx, org, prompt, v)
-                .await?
-                .ok_or_else(|| DomainError::not_found("version not found"))?,
+            fetch_version(&mut tx, org, prompt, v).await?.ok_or_else(|| DomainError::not_found("version not found"))?,
         ),
         None => None,
     };
@@ -158,7 +155,8 @@ pub(super) async fn move_label(
             }
         }
         let change = LabelChange { label, kind: req.kind, from: now, to };
-        insert_label_move(&mut tx, org, prompt, &change, &req.move_id, &req.actor, req.now_ms, req.notes.as_deref()).await?;
+        insert_label_move(&mut tx, org, prompt, &change, &req.move_id, &req.actor, req.now_ms, req.notes.as_deref())
+            .await?;
         touch_prompt(&mut tx, org, prompt, req.now_ms).await?;
         vec![NewEvent::label_moved(org, prompt, &name, label, now, to, req.now_ms)]
     };
@@ -215,7 +213,11 @@ pub(super) async fn set_protected_labels(
 ) -> StoreResult<()> {
     let mut tx = store.begin().await?;
     // Two replicas replacing the set at once: the organization row orders them.
-    sqlx::query("SELECT 1 FROM orgs WHERE org_id = $1 FOR UPDATE").bind(org.to_string()).execute(&mut *tx).await.db()?;
+    sqlx::query("SELECT 1 FROM orgs WHERE org_id = $1 FOR UPDATE")
+        .bind(org.to_string())
+        .execute(&mut *tx)
+        .await
+        .db()?;
     sqlx::query("DELETE FROM protected_labels WHERE org_id = $1").bind(org.to_string()).execute(&mut *tx).await.db()?;
     for label in labels {
         sqlx::query("INSERT INTO protected_labels (org_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING")

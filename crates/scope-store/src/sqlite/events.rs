@@ -73,13 +73,17 @@ pub(super) async fn event_bounds(store: &SqliteStore) -> StoreResult<EventBounds
 
 pub(super) async fn prune_events(store: &SqliteStore, before_ms: i64) -> StoreResult<u64> {
     let mut tx = store.begin().await?;
-    let through: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(seq) FROM events WHERE at < ?1").bind(before_ms).fetch_one(&mut *tx).await.db()?;
+    let through: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events WHERE at < ?1")
+        .bind(before_ms)
+        .fetch_one(&mut *tx)
+        .await
+        .db()?;
     let Some(through) = through else {
         tx.rollback().await.db()?;
         return Ok(0);
     };
-    let n = sqlx::query("DELETE FROM events WHERE at < ?1").bind(before_ms).execute(&mut *tx).await.db()?.rows_affected();
+    let n =
+        sqlx::query("DELETE FROM events WHERE at < ?1").bind(before_ms).execute(&mut *tx).await.db()?.rows_affected();
     sqlx::query("UPDATE event_log SET pruned_through = MAX(pruned_through, ?1) WHERE id = 1")
         .bind(through)
         .execute(&mut *tx)

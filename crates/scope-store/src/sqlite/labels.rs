@@ -12,7 +12,7 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::prompts::{
-    fetch_version, insert_label_move, prompt_name, promote_in_tx, touch_prompt, LabelChange, Promotion,
+    fetch_version, insert_label_move, promote_in_tx, prompt_name, touch_prompt, LabelChange, Promotion,
 };
 use super::{events, insert_audit, DbResult, SqliteStore};
 use crate::common::*;
@@ -52,13 +52,12 @@ async fn current_target(
 
 /// The published version of `prompt`, with its number.
 async fn published(conn: &mut SqliteConnection, prompt: PromptId) -> StoreResult<Option<(VersionId, i64)>> {
-    let row: Option<(String, i64)> = sqlx::query_as(
-        "SELECT version_id, version FROM prompt_versions WHERE prompt_id = ?1 AND status = 'published'",
-    )
-    .bind(prompt.to_string())
-    .fetch_optional(conn)
-    .await
-    .db()?;
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT version_id, version FROM prompt_versions WHERE prompt_id = ?1 AND status = 'published'")
+            .bind(prompt.to_string())
+            .fetch_optional(conn)
+            .await
+            .db()?;
     row.map(|(id, n)| parse_id(&id, "version id").map(|id| (id, n))).transpose()
 }
 
@@ -85,9 +84,7 @@ pub(super) async fn move_label(
     let name = prompt_name(&mut tx, org, prompt).await?;
     let target = match req.to {
         Some(v) => Some(
-            fetch_version(&mut tx, org, prompt, v)
-                .await?
-                .ok_or_else(|| DomainError::not_found("version not found"))?,
+            fetch_version(&mut tx, org, prompt, v).await?.ok_or_else(|| DomainError::not_found("version not found"))?,
         ),
         None => None,
     };
@@ -153,7 +150,8 @@ pub(super) async fn move_label(
             }
         }
         let change = LabelChange { label, kind: req.kind, from: now, to };
-        insert_label_move(&mut tx, org, prompt, &change, &req.move_id, &req.actor, req.now_ms, req.notes.as_deref()).await?;
+        insert_label_move(&mut tx, org, prompt, &change, &req.move_id, &req.actor, req.now_ms, req.notes.as_deref())
+            .await?;
         touch_prompt(&mut tx, org, prompt, req.now_ms).await?;
         vec![NewEvent::label_moved(org, prompt, &name, label, now, to, req.now_ms)]
     };

@@ -21,8 +21,15 @@ pub async fn every_change_appends_an_event(store: Arc<dyn Store>) -> TestResult 
     let start = s.event_bounds().await?.head;
     let (pid, v1) = make_prompt(s, org, "greeting", &[], "one").await?;
     let v2 = new_version(s, org, pid, Some("two"), None).await?;
-    s.update_draft(org, pid, v2.version_id, &DraftPatch { content: Some("2".into()), ..DraftPatch::default() }, 1, &event(org, "v", "x"))
-        .await?;
+    s.update_draft(
+        org,
+        pid,
+        v2.version_id,
+        &DraftPatch { content: Some("2".into()), ..DraftPatch::default() },
+        1,
+        &event(org, "v", "x"),
+    )
+    .await?;
     s.promote(org, pid, v1, &promote_req(true, 4000), &event(org, "p", "x")).await?;
     s.move_label(org, pid, &move_req("staging", Some(v2.version_id), 4100), &event(org, "l", "x")).await?;
     s.promote(org, pid, v2.version_id, &promote_req(true, 4200), &event(org, "p", "x")).await?;
@@ -62,10 +69,16 @@ pub async fn every_change_appends_an_event(store: Arc<dyn Store>) -> TestResult 
     assert_eq!(d(0, "prompt_id"), pid.to_string().as_str());
     assert_eq!(d(0, "version_id"), v1.to_string().as_str());
     // v1 promoted: production from nothing to v1.
-    assert_eq!((d(3, "label"), d(3, "version_id"), d(3, "previous_version_id")), ("production".into(), v1.to_string().into(), serde_json::Value::Null));
+    assert_eq!(
+        (d(3, "label"), d(3, "version_id"), d(3, "previous_version_id")),
+        ("production".into(), v1.to_string().into(), serde_json::Value::Null)
+    );
     assert_eq!(rows[3].at, 4000);
     // staging to v2.
-    assert_eq!((d(4, "label"), d(4, "version"), d(4, "previous_version")), ("staging".into(), 2.into(), serde_json::Value::Null));
+    assert_eq!(
+        (d(4, "label"), d(4, "version"), d(4, "previous_version")),
+        ("staging".into(), 2.into(), serde_json::Value::Null)
+    );
     // v2 promoted: v1 archived with it.
     assert_eq!((d(5, "version"), d(5, "previous_version")), (2.into(), 1.into()));
     assert_eq!(d(6, "version_id"), v1.to_string().as_str());
@@ -90,7 +103,8 @@ pub async fn events_are_scoped_by_org(store: Arc<dyn Store>) -> TestResult {
     make_prompt(s, org, "a1", &[], "x").await?;
     make_prompt(s, org_b, "b1", &[], "x").await?;
     make_prompt(s, org, "a2", &[], "x").await?;
-    let name_of = |rows: &[EventRow]| rows.iter().map(|e| e.data["name"].as_str().unwrap_or("").to_owned()).collect::<Vec<_>>();
+    let name_of =
+        |rows: &[EventRow]| rows.iter().map(|e| e.data["name"].as_str().unwrap_or("").to_owned()).collect::<Vec<_>>();
     assert_eq!(name_of(&s.list_events(org, start, 100).await?), vec!["a1", "a2"]);
     assert_eq!(name_of(&s.list_events(org_b, start, 100).await?), vec!["b1"]);
     assert!(s.list_events(OrgId::generate(), 0, 100).await?.is_empty());

@@ -114,9 +114,7 @@ pub async fn labels_move_list_and_remove(store: Arc<dyn Store>) -> TestResult {
     let staging = s.list_label_moves(org, pid, &hist_query(Some("staging"))).await?;
     assert_eq!(staging.len(), 2);
     // Paging by seq.
-    let first = s
-        .list_label_moves(org, pid, &LabelMoveQuery { page: page(2, None), label: None })
-        .await?;
+    let first = s.list_label_moves(org, pid, &LabelMoveQuery { page: page(2, None), label: None }).await?;
     let next = s
         .list_label_moves(
             org,
@@ -225,8 +223,7 @@ pub async fn labels_are_scoped_by_org(store: Arc<dyn Store>) -> TestResult {
 
     // Protected labels are per organization too.
     assert!(s.protected_labels(org).await?.is_empty());
-    s.set_protected_labels(org, &["production".into(), "staging".into()], &event(org, "settings.updated", "x"))
-        .await?;
+    s.set_protected_labels(org, &["production".into(), "staging".into()], &event(org, "settings.updated", "x")).await?;
     assert_eq!(s.protected_labels(org).await?, vec!["production".to_owned(), "staging".to_owned()]);
     assert!(s.protected_labels(org_b).await?.is_empty());
     s.set_protected_labels(org, &["eu".into()], &event(org, "settings.updated", "x")).await?;
