@@ -43,6 +43,13 @@ pub async fn serve(
     let router = http::router(app.clone());
     println!("Scope listening on http://{addr}");
     tracing::info!(%addr, "listening");
+    // The graceful shutdown waits for every connection to finish: open event
+    // streams never would, so they are ended as soon as the signal comes.
+    let streams = app.clone();
+    let shutdown = async move {
+        shutdown.await;
+        streams.events.close();
+    };
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await

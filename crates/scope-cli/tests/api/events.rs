@@ -332,3 +332,28 @@ async fn on_postgres_an_event_made_on_one_replica_reaches_a_stream_on_another() 
     let r = on_b.get("/api/v1/prompts/greeting/labels/staging").await;
     assert_eq!(vid(&r.json()), v1);
 }
+
+/// SIGTERM ends open streams first, so that the graceful shutdown (which
+/// waits for open connections) is not held by them.
+#[tokio::test]
+async fn sigterm_ends_open_streams_and_the_server_exits() {
+    let mut server = TestServer::start().await;
+    let admin = server.admin().await;
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut s = Stream::open(&admin, None).await;
+        assert_eq!(s.next(Duration::from_secs(5)).await.expect("ready").event, "ready");
+        streams.push(s);
+    }
+    let started = Instant::now();
+    server.send_sigterm();
+    for s in &mut streams {
+        // Ended by the server (not by our timeout).
+        let started = Instant::now();
+        while s.next_raw(Duration::from_secs(10)).await.is_some() {}
+        assert!(started.elapsed() < Duration::from_secs(5), "the stream was not ended");
+    }
+    let status = server.wait_exit(Duration::from_secs(10)).await.expect("the server exits");
+    assert!(status.success(), "{status:?}");
+    println!("SIGTERM with 3 open streams: exited after {} ms", started.elapsed().as_millis());
+}
