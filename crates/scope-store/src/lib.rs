@@ -383,10 +383,7 @@ pub trait Store: Send + Sync + 'static {
     /// Where the prompt's labels point: `production` (its published
     /// version, if any) first, then the others by name. `latest` is
     /// computed and not listed.
-    async fn list_labels(&self, org: OrgId, prompt: PromptId) -> StoreResult<Vec<LabelRow>> {
-        let _ = (org, prompt);
-        Err(StoreError::Internal("labels are not supported by this store".into()))
-    }
+    async fn list_labels(&self, org: OrgId, prompt: PromptId) -> StoreResult<Vec<LabelRow>>;
 
     /// Moves a label, or removes it (`req.to = None`), in one transaction
     /// with its history row, the audit row and an event; returns the
@@ -411,10 +408,7 @@ pub trait Store: Send + Sync + 'static {
         prompt: PromptId,
         req: &MoveLabelRequest,
         audit: &AuditRow,
-    ) -> StoreResult<Option<VersionRow>> {
-        let _ = (org, prompt, req, audit);
-        Err(StoreError::Internal("labels are not supported by this store".into()))
-    }
+    ) -> StoreResult<Option<VersionRow>>;
 
     /// The prompt's label moves (every promotion included), newest first,
     /// optionally of one label (cursor: the last row's `seq`).
@@ -423,22 +417,13 @@ pub trait Store: Send + Sync + 'static {
         org: OrgId,
         prompt: PromptId,
         query: &LabelMoveQuery,
-    ) -> StoreResult<Vec<LabelMoveRow>> {
-        let _ = (org, prompt, query);
-        Err(StoreError::Internal("labels are not supported by this store".into()))
-    }
+    ) -> StoreResult<Vec<LabelMoveRow>>;
 
     /// The labels only admins may move in `org`, sorted (none by default).
-    async fn protected_labels(&self, org: OrgId) -> StoreResult<Vec<String>> {
-        let _ = org;
-        Err(StoreError::Internal("labels are not supported by this store".into()))
-    }
+    async fn protected_labels(&self, org: OrgId) -> StoreResult<Vec<String>>;
 
     /// Replaces the protected labels of `org`, with the audit row.
-    async fn set_protected_labels(&self, org: OrgId, labels: &[String], audit: &AuditRow) -> StoreResult<()> {
-        let _ = (org, labels, audit);
-        Err(StoreError::Internal("labels are not supported by this store".into()))
-    }
+    async fn set_protected_labels(&self, org: OrgId, labels: &[String], audit: &AuditRow) -> StoreResult<()>;
 
     // ---- token audiences (RFC 8707) -----------------------------------------------------
 
@@ -460,30 +445,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Events of `org` after position `after_seq`, ascending, at most
     /// `limit` (1–1000).
-    async fn list_events(&self, org: OrgId, after_seq: i64, limit: u32) -> StoreResult<Vec<EventRow>> {
-        let _ = (org, after_seq, limit);
-        Err(StoreError::Internal("the event log is not supported by this store".into()))
-    }
+    async fn list_events(&self, org: OrgId, after_seq: i64, limit: u32) -> StoreResult<Vec<EventRow>>;
 
     /// Events of every organization after `after_seq`, ascending, at most
     /// `limit` (1–1000): for a process's fan-out to its streams, which
     /// hands each event to its own organization's streams only.
-    async fn event_feed(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<EventRow>> {
-        let _ = (after_seq, limit);
-        Err(StoreError::Internal("the event log is not supported by this store".into()))
-    }
+    async fn event_feed(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<EventRow>>;
 
     /// How far the log was pruned and its highest position.
-    async fn event_bounds(&self) -> StoreResult<EventBounds> {
-        Err(StoreError::Internal("the event log is not supported by this store".into()))
-    }
+    async fn event_bounds(&self) -> StoreResult<EventBounds>;
 
     /// Deletes events older than `before_ms` (retention) and raises the
     /// pruned-through mark; returns how many.
-    async fn prune_events(&self, before_ms: i64) -> StoreResult<u64> {
-        let _ = before_ms;
-        Err(StoreError::Internal("the event log is not supported by this store".into()))
-    }
+    async fn prune_events(&self, before_ms: i64) -> StoreResult<u64>;
 
     // ---- signing keys --------------------------------------------------------------
 
