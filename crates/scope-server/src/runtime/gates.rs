@@ -8,6 +8,11 @@
 //! `key_gate_changes` every `gate_poll_interval`. How long a revocation made
 //! elsewhere took to arrive is observed as
 //! `scope_revocation_propagation_seconds`.
+//!
+//! The view only ever tightens: once a key is seen revoked here it stays
+//! revoked, and an expiry only moves earlier, whatever order poll results,
+//! pushed changes and local revokes arrive in (a poll that read before a
+//! revoke and applies after it must not reopen the key).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,8 +75,20 @@ impl KeyGates {
             if let (Some(revoked_at), true, false, false) = (r.revoked_at, r.revoked, known, initial) {
                 super::metrics::revocation_seen(revoked_at, now);
             }
-            if r.revoked || r.expires_at.is_some() {
-                inner.gates.insert(r.key_id, Gate { revoked: r.revoked, expires_at: r.expires_at });
+            // Monotonic: a poll may have read its rows before a revoke (or
+            // a rotation's expiry) that this view already knows about, and
+            // applying them late must never make the key usable again. The
+            // store only ever sets `revoked_at` and lowers `expires_at`, so
+            // "revoked if either says so" and "the earlier expiry" are what
+            // the database holds now.
+            let known_gate = inner.gates.get(&r.key_id).copied();
+            let revoked = r.revoked || known_gate.is_some_and(|g| g.revoked);
+            let expires_at = match (r.expires_at, known_gate.and_then(|g| g.expires_at)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if revoked || expires_at.is_some() {
+                inner.gates.insert(r.key_id, Gate { revoked, expires_at });
             } else {
                 inner.gates.remove(&r.key_id);
             }
@@ -127,6 +144,48 @@ mod tests {
         assert!(!g.is_active(&c, 60));
         assert_eq!(g.last_seq(), 7);
         assert_eq!(g.revoked_count(), 1);
+    }
+
+    /// A poll reads its rows, a revoke in this process commits and marks
+    /// the key, then the poll applies what it read before the revoke (the
+    /// key with its expiry, not revoked): the key must stay revoked. Same
+    /// for a rotation's expiry overtaken by a stale row without one.
+    #[test]
+    fn a_stale_poll_never_reopens_a_revoked_key() {
+        let g = KeyGates::default();
+        g.apply(&[]);
+        let now = crate::runtime::now_ms();
+        let (a, b, c) = (KeyId::generate(), KeyId::generate(), KeyId::generate());
+        let stale = [
+            KeyGateRow {
+                key_id: a,
+                revoked: false,
+                revoked_at: None,
+                expires_at: Some(now + 86_400_000),
+                change_seq: 5,
+            },
+            KeyGateRow { key_id: b, revoked: false, revoked_at: None, expires_at: None, change_seq: 6 },
+            KeyGateRow {
+                key_id: c,
+                revoked: false,
+                revoked_at: None,
+                expires_at: Some(now + 86_400_000),
+                change_seq: 7,
+            },
+        ];
+        g.mark_revoked(a);
+        g.mark_revoked(b);
+        g.mark_expiry(c, now - 1);
+        g.apply(&stale);
+        assert!(!g.is_active(&a, now), "a revoked key was reopened by a poll read before the revoke");
+        assert!(!g.is_active(&b, now), "a stale row without expiry removed the revoked gate");
+        assert!(!g.is_active(&c, now), "a stale row moved the expiry later");
+        assert_eq!(g.expires_at(&c), Some(now - 1));
+        assert_eq!(g.revoked_count(), 2);
+        // The revoke's own row arriving later changes nothing.
+        g.apply(&[KeyGateRow { key_id: a, revoked: true, revoked_at: Some(now), expires_at: None, change_seq: 8 }]);
+        assert!(!g.is_active(&a, now));
+        assert_eq!(g.last_seq(), 8);
     }
 
     #[test]
