@@ -471,6 +471,22 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes retired keys retired before `before_ms`.
     async fn delete_signing_keys_retired_before(&self, before_ms: i64) -> StoreResult<u64>;
 
+    /// Replaces the private key of signing key `kid` with `sealed` (its
+    /// encrypted form) and marks it encrypted, only while it is still stored
+    /// in clear: `false` when it is unknown or already encrypted (another
+    /// process sealed it first). Announced on the change feed like a
+    /// rotation.
+    async fn seal_signing_key(&self, kid: &str, sealed: &[u8]) -> StoreResult<bool>;
+
+    // ---- quotas ----------------------------------------------------------------------
+
+    /// How many prompts `org` has.
+    async fn count_prompts(&self, org: OrgId) -> StoreResult<u64>;
+
+    /// How many keys of `org` are active at `now_ms` (neither revoked nor
+    /// expired).
+    async fn count_active_api_keys(&self, org: OrgId, now_ms: i64) -> StoreResult<u64>;
+
     // ---- audit -----------------------------------------------------------------------
 
     /// Newest first, filtered by `query` (cursor: the last `evt_` id).

@@ -705,6 +705,18 @@ impl Store for MeteredStore {
         timed!("delete_signing_keys_retired_before", self.inner.delete_signing_keys_retired_before(before_ms))
     }
 
+    async fn seal_signing_key(&self, kid: &str, sealed: &[u8]) -> StoreResult<bool> {
+        timed!("seal_signing_key", self.inner.seal_signing_key(kid, sealed))
+    }
+
+    async fn count_prompts(&self, org: OrgId) -> StoreResult<u64> {
+        timed!("count_prompts", self.inner.count_prompts(org))
+    }
+
+    async fn count_active_api_keys(&self, org: OrgId, now_ms: i64) -> StoreResult<u64> {
+        timed!("count_active_api_keys", self.inner.count_active_api_keys(org, now_ms))
+    }
+
     async fn list_audit(&self, org: OrgId, query: &AuditQuery) -> StoreResult<Vec<AuditRow>> {
         timed!("list_audit", self.inner.list_audit(org, query))
     }

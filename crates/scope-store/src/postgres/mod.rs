@@ -32,6 +32,7 @@ mod events;
 mod keys;
 mod labels;
 mod prompts;
+mod quotas;
 mod signing_keys;
 mod tokens;
 mod transfer;
@@ -615,6 +616,20 @@ impl Store for PgStore {
 
     async fn delete_signing_keys_retired_before(&self, before_ms: i64) -> StoreResult<u64> {
         signing_keys::delete_signing_keys_retired_before(self, before_ms).await
+    }
+
+    async fn seal_signing_key(&self, kid: &str, sealed: &[u8]) -> StoreResult<bool> {
+        signing_keys::seal_signing_key(self, kid, sealed).await
+    }
+
+    // ---- quotas --------------------------------------------------------------------------
+
+    async fn count_prompts(&self, org: OrgId) -> StoreResult<u64> {
+        quotas::count_prompts(self, org).await
+    }
+
+    async fn count_active_api_keys(&self, org: OrgId, now_ms: i64) -> StoreResult<u64> {
+        quotas::count_active_api_keys(self, org, now_ms).await
     }
 
     // ---- audit ---------------------------------------------------------------------------

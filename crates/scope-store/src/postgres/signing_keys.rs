@@ -60,3 +60,20 @@ pub(super) async fn delete_signing_keys_retired_before(store: &PgStore, before_m
     tx.commit().await.db()?;
     Ok(n)
 }
+
+pub(super) async fn seal_signing_key(store: &PgStore, kid: &str, sealed: &[u8]) -> StoreResult<bool> {
+    let mut tx = store.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SIGNING_LOCK).execute(&mut *tx).await.db()?;
+    let n = sqlx::query("UPDATE signing_keys SET private_key = $1, encrypted = TRUE WHERE kid = $2 AND NOT encrypted")
+        .bind(sealed)
+        .bind(kid)
+        .execute(&mut *tx)
+        .await
+        .db()?
+        .rows_affected();
+    if n > 0 {
+        changes::signing_keys_changed(&mut tx).await?;
+    }
+    tx.commit().await.db()?;
+    Ok(n > 0)
+}

@@ -52,3 +52,16 @@ pub(super) async fn delete_signing_keys_retired_before(store: &SqliteStore, befo
     tx.commit().await.db()?;
     Ok(n)
 }
+
+pub(super) async fn seal_signing_key(store: &SqliteStore, kid: &str, sealed: &[u8]) -> StoreResult<bool> {
+    let mut tx = store.begin().await?;
+    let n = sqlx::query("UPDATE signing_keys SET private_key = ?1, encrypted = 1 WHERE kid = ?2 AND encrypted = 0")
+        .bind(sealed)
+        .bind(kid)
+        .execute(&mut *tx)
+        .await
+        .db()?
+        .rows_affected();
+    tx.commit().await.db()?;
+    Ok(n > 0)
+}

@@ -25,6 +25,7 @@ mod events;
 mod keys;
 mod labels;
 mod prompts;
+mod quotas;
 mod signing_keys;
 mod tokens;
 mod transfer;
@@ -187,6 +188,10 @@ conformance_tests! {
     signing_keys: [
         signing_keys_rotate,
         concurrent_rotations_leave_one_active_key,
+        a_plaintext_key_is_sealed_once,
+    ],
+    quotas: [
+        counts_are_per_org_and_follow_changes,
     ],
     tokens: [
         revoked_tokens_are_listed_once_in_order_until_pruned,

@@ -59,3 +59,29 @@ pub async fn concurrent_rotations_leave_one_active_key(store: Arc<dyn Store>) ->
     assert_eq!(keys.iter().filter(|k| k.retired_at.is_none()).count(), 1);
     Ok(())
 }
+
+pub async fn a_plaintext_key_is_sealed_once(store: Arc<dyn Store>) -> TestResult {
+    let s = &*store;
+    let plain = SigningKeyRow {
+        kid: "sk_plain".into(),
+        public_key: vec![1; 32],
+        private_key: vec![2; 32],
+        encrypted: false,
+        created_at: 100,
+        retired_at: None,
+    };
+    s.insert_signing_key(&plain).await?;
+    assert!(s.seal_signing_key("sk_plain", &[3; 60]).await?);
+    let keys = s.list_signing_keys().await?;
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].encrypted);
+    assert_eq!(keys[0].private_key, vec![3; 60]);
+    assert_eq!(keys[0].public_key, vec![1; 32]);
+    assert_eq!(keys[0].retired_at, None);
+    // Already sealed (say, by another replica): nothing changes.
+    assert!(!s.seal_signing_key("sk_plain", &[4; 60]).await?);
+    assert_eq!(s.list_signing_keys().await?[0].private_key, vec![3; 60]);
+    // Unknown key.
+    assert!(!s.seal_signing_key("sk_nope", &[4; 60]).await?);
+    Ok(())
+}
