@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::DomainError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum VersionStatus {
     Draft,
@@ -87,14 +88,54 @@ pub fn validate_prompt_name(name: &str) -> Result<(), DomainError> {
     }
 }
 
-/// API key names: 1–128 characters.
+/// Characters that print nothing and can change how the text around them
+/// shows in a terminal or a page: control characters (Unicode Cc: ESC starts
+/// terminal escape sequences), line and paragraph separators (Zl, Zp), and
+/// the format characters (Cf) that reorder or hide text (bidirectional
+/// overrides and isolates, zero-width characters, the byte-order mark,
+/// interlinear annotation, tag characters).
+pub fn is_non_printing(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{061C}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08E2}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0001}'
+                | '\u{E0020}'..='\u{E007F}'
+        )
+}
+
+/// API key names: 1–128 characters, not all blank, none of them
+/// [non-printing](is_non_printing) (names are shown by `scope keys list` in
+/// a terminal and in the console).
 pub fn validate_key_name(name: &str) -> Result<(), DomainError> {
     let n = name.chars().count();
-    if (1..=128).contains(&n) && !name.trim().is_empty() {
-        Ok(())
-    } else {
-        Err(DomainError::bad_request("name must be 1-128 characters"))
+    if !(1..=128).contains(&n) || name.trim().is_empty() {
+        return Err(DomainError::bad_request("name must be 1-128 characters"));
     }
+    if name.chars().any(is_non_printing) {
+        return Err(DomainError::bad_request(
+            "name must not contain control, bidirectional or other non-printing characters",
+        ));
+    }
+    Ok(())
 }
 
 /// Prompt type: `text` or `chat`.
@@ -109,6 +150,34 @@ pub fn validate_prompt_type(t: &str) -> Result<(), DomainError> {
 mod tests {
     use super::*;
     use VersionStatus::*;
+
+    #[test]
+    fn key_names_refuse_non_printing_characters() {
+        for ok in ["ci", "prod key (eu-west)", "clé de production", "鍵", "a b", "emoji 🔑"] {
+            assert_eq!(validate_key_name(ok), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "   ",
+            "x\u{1b}[2Jcleared",
+            "line\nbreak",
+            "tab\there",
+            "nul\0",
+            "del\u{7f}",
+            "c1\u{9b}31m",
+            "admin\u{202e}txt.exe",
+            "iso\u{2066}late",
+            "zero\u{200b}width",
+            "bom\u{feff}",
+            "sep\u{2028}",
+            "tag\u{e0041}",
+        ] {
+            let e = validate_key_name(bad).err();
+            assert_eq!(e.map(|e| e.code), Some(crate::ErrorCode::BadRequest), "{bad:?}");
+        }
+        assert!(validate_key_name(&"k".repeat(128)).is_ok());
+        assert!(validate_key_name(&"k".repeat(129)).is_err());
+    }
 
     #[test]
     fn only_drafts_are_editable() {
