@@ -9,7 +9,8 @@ pub struct OrgRow {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` shows whether a password is set, never its hash.
+#[derive(Clone, PartialEq, Eq)]
 pub struct UserRow {
     pub user_id: UserId,
     pub org_id: OrgId,
@@ -37,8 +38,9 @@ impl UserRow {
     }
 }
 
-/// A browser session. Only the SHA-256 digest of the cookie value is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A browser session. Only the SHA-256 digest of the cookie value is kept
+/// (and `Debug` does not show it).
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionRow {
     pub session_digest: [u8; 32],
     pub org_id: OrgId,
@@ -50,8 +52,9 @@ pub struct SessionRow {
     pub expires_at: i64,
 }
 
-/// A one-time invitation link. Only the digest of its token is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A one-time invitation link. Only the digest of its token is kept (and
+/// `Debug` does not show it).
+#[derive(Clone, PartialEq, Eq)]
 pub struct InvitationRow {
     pub token_digest: [u8; 32],
     pub org_id: OrgId,
@@ -79,8 +82,8 @@ pub struct AuditQuery {
 }
 
 /// An API key. `secret_digest` is the SHA-256 of the secret, the only form in
-/// which the secret is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// which the secret is kept; `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApiKeyRow {
     pub key_id: KeyId,
     pub org_id: OrgId,
@@ -310,7 +313,8 @@ pub struct PromotionRow {
     pub notes: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` shows the public key, never the private seed (plain or not).
+#[derive(Clone, PartialEq, Eq)]
 pub struct SigningKeyRow {
     pub kid: String,
     /// The public key (32 bytes).
@@ -587,4 +591,177 @@ pub struct PoolStats {
     pub size: u32,
     pub idle: u32,
     pub max: u32,
+}
+
+// ---- Debug without secrets ----------------------------------------------------------
+//
+// Rows that hold a secret, or a digest or hash of one, print everything else
+// and put `REDACTED` in its place: a row in a `tracing` field, an error
+// message or a panic must never carry a password hash, a private seed or the
+// digest a session cookie or invitation link is looked up by.
+
+const REDACTED: &str = "[redacted]";
+
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("user_id", &self.user_id)
+            .field("org_id", &self.org_id)
+            .field("email", &self.email)
+            .field("password_hash", &if self.password_hash.is_empty() { "" } else { REDACTED })
+            .field("role", &self.role)
+            .field("created_at", &self.created_at)
+            .field("must_change_password", &self.must_change_password)
+            .field("last_sign_in_at", &self.last_sign_in_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SessionRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRow")
+            .field("session_digest", &REDACTED)
+            .field("org_id", &self.org_id)
+            .field("user_id", &self.user_id)
+            .field("created_at", &self.created_at)
+            .field("last_seen_at", &self.last_seen_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for InvitationRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvitationRow")
+            .field("token_digest", &REDACTED)
+            .field("org_id", &self.org_id)
+            .field("user_id", &self.user_id)
+            .field("created_by", &self.created_by)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("accepted_at", &self.accepted_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ApiKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyRow")
+            .field("key_id", &self.key_id)
+            .field("org_id", &self.org_id)
+            .field("name", &self.name)
+            .field("environment", &self.environment)
+            .field("role", &self.role)
+            .field("secret_digest", &REDACTED)
+            .field("created_at", &self.created_at)
+            .field("created_by", &self.created_by)
+            .field("expires_at", &self.expires_at)
+            .field("last_used_at", &self.last_used_at)
+            .field("revoked_at", &self.revoked_at)
+            .field("revoked_by", &self.revoked_by)
+            .field("rotated_from", &self.rotated_from)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SigningKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRow")
+            .field("kid", &self.kid)
+            .field("public_key", &self.public_key)
+            .field("private_key", &REDACTED)
+            .field("encrypted", &self.encrypted)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    /// Formats each secret-bearing row (alone, and inside a snapshot) and
+    /// checks that no form of its secret appears.
+    #[test]
+    fn debug_never_shows_secrets() {
+        let org = OrgId::generate();
+        let user = UserId::generate();
+        let digest = [0xabu8; 32];
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$SECRETHASHVALUE";
+        let users = vec![UserRow {
+            user_id: user,
+            org_id: org,
+            email: "a@example.com".into(),
+            password_hash: hash.into(),
+            role: Role::Admin,
+            created_at: 1,
+            must_change_password: false,
+            last_sign_in_at: None,
+        }];
+        let session = SessionRow {
+            session_digest: digest,
+            org_id: org,
+            user_id: user,
+            created_at: 1,
+            last_seen_at: 1,
+            expires_at: 2,
+        };
+        let invitations = vec![InvitationRow {
+            token_digest: digest,
+            org_id: org,
+            user_id: user,
+            created_by: "system".into(),
+            created_at: 1,
+            expires_at: 2,
+            accepted_at: None,
+        }];
+        let api_keys = vec![ApiKeyRow {
+            key_id: KeyId::generate(),
+            org_id: org,
+            name: "ci".into(),
+            environment: "production".into(),
+            role: Role::Viewer,
+            secret_digest: digest,
+            created_at: 1,
+            created_by: "system".into(),
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+            revoked_by: None,
+            rotated_from: None,
+        }];
+        let seed = vec![0xcdu8; 32];
+        let signing_keys = vec![SigningKeyRow {
+            kid: "k1".into(),
+            public_key: vec![1; 32],
+            private_key: seed.clone(),
+            encrypted: false,
+            created_at: 1,
+            retired_at: None,
+        }];
+        let snapshot = Snapshot { users, invitations, api_keys, signing_keys, ..Snapshot::default() };
+        let printed = [format!("{snapshot:?}"), format!("{snapshot:#?}"), format!("{session:?}")];
+        // Arrays print as decimal lists; also look for hex, in case a
+        // future impl chooses it.
+        let forms = [
+            format!("{digest:?}"),
+            format!("{:?}", &digest[..8]),
+            "abababab".into(),
+            format!("{seed:?}"),
+            format!("{:?}", &seed[..8]),
+            "cdcdcdcd".into(),
+            "205, 205".into(),
+            "171, 171".into(),
+            "SECRETHASHVALUE".into(),
+            "argon2id".into(),
+        ];
+        for text in &printed {
+            for form in &forms {
+                assert!(!text.contains(form.as_str()), "{form} appears in:\n{text}");
+            }
+            assert!(text.contains("[redacted]"), "{text}");
+        }
+        assert!(printed[0].contains("a@example.com") && printed[0].contains("k1"), "other fields stay visible");
+    }
 }
