@@ -41,14 +41,26 @@ pub struct NewSession {
     pub max_age_secs: u64,
 }
 
-/// A resolved session.
-#[derive(Debug, Clone)]
+/// A resolved session. `Debug` shows neither the digest the cookie is
+/// looked up by nor the CSRF token.
+#[derive(Clone)]
 pub struct Session {
     pub principal: Principal,
     pub user: UserRow,
     pub digest: [u8; 32],
     /// The token forms and scripts send back on state-changing requests.
     pub csrf_token: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("principal", &self.principal)
+            .field("user", &self.user)
+            .field("digest", &"[redacted]")
+            .field("csrf_token", &"[redacted]")
+            .finish()
+    }
 }
 
 impl Session {
