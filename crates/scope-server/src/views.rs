@@ -8,6 +8,7 @@ use scope_store::{
     ApiKeyRow, AuditRow, LabelMoveRow, LabelRow, PromotionRow, PromptSummary, UsageDay, UserRow, VersionRow,
 };
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::service::api_keys::review_reasons;
 
@@ -19,13 +20,15 @@ fn ts_opt(ms: Option<i64>) -> Option<String> {
     ms.map(ts)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyView {
     pub key_id: String,
     pub org_id: String,
     pub name: String,
     pub environment: String,
+    #[schema(value_type = scope_domain::Role)]
     pub role: &'static str,
+    #[schema(schema_with = crate::http::openapi::key_status)]
     pub status: &'static str,
     pub created_at: String,
     pub created_by: String,
@@ -35,6 +38,7 @@ pub struct ApiKeyView {
     pub revoked_by: Option<String>,
     pub rotated_from: Option<String>,
     /// `unused_90_days` / `older_than_90_days`: flagged for review/rotation.
+    #[schema(schema_with = crate::http::openapi::review_reasons)]
     pub review: Vec<&'static str>,
     /// Only in the create/rotate response.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,7 +67,7 @@ impl ApiKeyView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct VersionView {
     pub prompt_id: String,
     pub version_id: String,
@@ -71,9 +75,11 @@ pub struct VersionView {
     pub version: i64,
     pub content: String,
     pub variables: Vec<String>,
+    #[schema(value_type = scope_domain::VersionStatus)]
     pub status: &'static str,
     pub is_production: bool,
     pub prompt_type: String,
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub tags: Vec<String>,
     pub created_at: String,
@@ -112,7 +118,7 @@ impl From<&VersionRow> for VersionView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PromptView {
     pub prompt_id: String,
     pub name: String,
@@ -148,7 +154,7 @@ impl From<&PromptSummary> for PromptView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PromotionView {
     pub promotion_id: String,
     pub prompt_id: String,
@@ -177,13 +183,14 @@ impl From<&PromotionRow> for PromotionView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditView {
     pub event_id: String,
     pub actor: String,
     pub action: String,
     pub target: String,
     pub at: String,
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
 
@@ -200,7 +207,7 @@ impl From<&AuditRow> for AuditView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UsageDayView {
     pub date: String,
     pub count: u64,
@@ -213,13 +220,15 @@ impl From<&UsageDay> for UsageDayView {
 }
 
 /// A console user. Never a password or its hash.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
     pub user_id: String,
     pub org_id: String,
     pub email: String,
+    #[schema(value_type = scope_domain::Role)]
     pub role: &'static str,
     /// `invited` (invitation not yet accepted) or `active`.
+    #[schema(schema_with = crate::http::openapi::user_status)]
     pub status: &'static str,
     pub must_change_password: bool,
     pub created_at: String,
@@ -242,7 +251,7 @@ impl From<&UserRow> for UserView {
 }
 
 /// `{"data": [...], "next_cursor": ...}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ListView<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
@@ -251,7 +260,7 @@ pub struct ListView<T> {
 // ---- releases (SPEC §9) ---------------------------------------------------------------
 
 /// One label of a prompt: `GET /api/v1/prompts/{name}/labels`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LabelView {
     pub label: String,
     pub version_id: String,
@@ -276,18 +285,19 @@ impl LabelView {
 }
 
 /// `{"data": [...]}`: a prompt's labels, not paged (a prompt has few).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LabelsView {
     pub data: Vec<LabelView>,
 }
 
 /// One move of a label: `GET /api/v1/prompts/{name}/label-history`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LabelMoveView {
     pub move_id: String,
     pub prompt_id: String,
     pub label: String,
     /// `move`, `rollback` or `remove`.
+    #[schema(schema_with = crate::http::openapi::move_kind)]
     pub kind: &'static str,
     pub from_version_id: Option<String>,
     pub from_version: Option<i64>,
@@ -317,10 +327,11 @@ impl From<&LabelMoveRow> for LabelMoveView {
 }
 
 /// A side of a diff.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DiffSideView {
     pub version_id: String,
     pub version: i64,
+    #[schema(value_type = scope_domain::VersionStatus)]
     pub status: &'static str,
     pub labels: Vec<String>,
 }
@@ -337,7 +348,7 @@ impl From<&VersionRow> for DiffSideView {
 }
 
 /// `GET /api/v1/prompts/{name}/diff?from=&to=`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DiffView {
     pub from: DiffSideView,
     pub to: DiffSideView,
@@ -346,20 +357,20 @@ pub struct DiffView {
 }
 
 /// `GET/PUT /api/v1/settings/protected-labels`.
-#[derive(Debug, Serialize, serde::Deserialize)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProtectedLabelsView {
     pub labels: Vec<String>,
 }
 
 /// `GET /api/v1/org/audiences`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AudiencesView {
     pub data: Vec<String>,
 }
 
 /// `PUT /api/v1/org/audiences`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AudiencesBody {
     pub audiences: Vec<String>,

@@ -32,8 +32,9 @@ fn created_view(c: &CreatedKey) -> ApiKeyView {
     v
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ApiKeyCreate)]
 pub struct CreateBody {
     name: String,
     environment: Option<String>,
@@ -52,8 +53,10 @@ pub async fn create(
     Ok(no_store((StatusCode::CREATED, Json(created_view(&created))).into_response()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    #[param(schema_with = crate::http::openapi::key_status_filter)]
     status: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
@@ -93,8 +96,9 @@ pub async fn revoke(
     Ok(Json(ApiKeyView::new(&k, now_ms())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ApiKeyRotate)]
 pub struct RotateBody {
     grace_seconds: Option<u64>,
 }
@@ -116,7 +120,8 @@ pub async fn rotate(
     Ok(no_store((StatusCode::CREATED, Json(body)).into_response()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsageParams {
     days: Option<u32>,
 }

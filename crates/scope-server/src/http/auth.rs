@@ -31,7 +31,7 @@ fn token_response(t: IssuedToken) -> impl IntoResponse {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SdkTokenBody {
     account_id: String,
     key_id: String,
@@ -53,7 +53,7 @@ pub async fn sdk_token(
     counted(result).map(token_response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginBody {
     account_id: String,
     client_id: String,

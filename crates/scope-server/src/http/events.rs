@@ -17,7 +17,8 @@ use crate::error::AppError;
 use crate::service::events::{self, Credential, Item};
 use crate::service::{sessions, App, Principal};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
     /// For clients that cannot set `Last-Event-ID` (the header wins).
     last_event_id: Option<String>,

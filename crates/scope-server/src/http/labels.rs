@@ -40,8 +40,9 @@ pub async fn get(
     Ok(inm.respond(prompts::serve(&app, &p, &name, Ask::Label(&label)).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = LabelMove)]
 pub struct PutBody {
     version_id: Option<String>,
     /// Instead of `version_id`: the version number.
@@ -77,8 +78,9 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = LabelRollback)]
 pub struct RollbackBody {
     notes: Option<String>,
 }
@@ -94,7 +96,8 @@ pub async fn rollback(
     Ok(Json(VersionView::from(&labels::rollback(&app, &p, &name, &label, b.notes).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryParams {
     label: Option<String>,
     limit: Option<u32>,
@@ -112,7 +115,8 @@ pub async fn history(
     Ok(Json(ListView { data: pg.data.iter().map(LabelMoveView::from).collect(), next_cursor: pg.next_cursor }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DiffParams {
     from: String,
     to: String,

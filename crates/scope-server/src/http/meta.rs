@@ -52,7 +52,8 @@ pub async fn me(State(app): State<Arc<App>>, p: Principal) -> Result<impl IntoRe
     })))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     pub limit: Option<u32>,
     pub cursor: Option<String>,

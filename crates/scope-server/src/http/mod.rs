@@ -11,6 +11,7 @@ pub mod labels;
 pub mod meta;
 pub mod metrics;
 pub mod oauth;
+pub mod openapi;
 pub mod prompts;
 pub mod users;
 pub mod versions;
@@ -29,6 +30,7 @@ use tracing::Instrument;
 
 use crate::service::App;
 use extract::RequestId;
+        .route("/openapi.json", get(openapi::serve))
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

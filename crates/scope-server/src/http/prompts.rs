@@ -41,14 +41,16 @@ pub async fn latest(
 
 // ---- management ---------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PromptCreate)]
 pub struct CreateBody {
     name: String,
     content: String,
     description: Option<String>,
     tags: Option<Vec<String>>,
     prompt_type: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<serde_json::Value>,
 }
 
@@ -71,7 +73,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     tag: Option<String>,
     q: Option<String>,
@@ -98,8 +101,9 @@ pub async fn get(
     Ok(Json(PromptView::from(&prompts::get(&app, &p, &name).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PromptPatch)]
 pub struct PatchBody {
     description: Option<String>,
     tags: Option<Vec<String>>,

@@ -20,7 +20,8 @@ use crate::service::users::{self, NewUser, Onboarding};
 use crate::service::{page, App, Principal};
 use crate::views::{ts, ListView, UserView};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     limit: Option<u32>,
     cursor: Option<String>,
@@ -43,13 +44,15 @@ pub async fn get(
     Ok(Json(UserView::from(&users::get(&app, &p, &user_id).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UserCreate)]
 pub struct CreateBody {
     email: String,
     role: Option<Role>,
     /// `invite` (default): a one-time link; `password`: a one-time initial
     /// password.
+    #[schema(schema_with = crate::http::openapi::onboarding)]
     onboarding: Option<String>,
 }
 
@@ -97,8 +100,9 @@ pub async fn create(
     Ok(no_store((StatusCode::CREATED, Json(body)).into_response()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UserPatch)]
 pub struct PatchBody {
     role: Role,
 }
@@ -121,8 +125,9 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PasswordChange)]
 pub struct PasswordBody {
     current_password: String,
     new_password: String,
@@ -149,7 +154,7 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SignInBody {
     email: String,
     password: String,

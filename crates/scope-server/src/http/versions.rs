@@ -29,7 +29,8 @@ pub async fn get(
     Ok(inm.respond_json(body.into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     include_archived: Option<bool>,
     limit: Option<u32>,
@@ -47,12 +48,14 @@ pub async fn list(
     Ok(Json(ListView { data: pg.data.iter().map(VersionView::from).collect(), next_cursor: pg.next_cursor }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = VersionCreate)]
 pub struct CreateBody {
     content: Option<String>,
     copy_from: Option<String>,
     prompt_type: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<serde_json::Value>,
 }
 
@@ -68,11 +71,13 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(VersionView::from(&v))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = VersionPatch)]
 pub struct PatchBody {
     content: Option<String>,
     prompt_type: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<serde_json::Value>,
 }
 
@@ -86,8 +91,9 @@ pub async fn update(
     Ok(Json(VersionView::from(&prompts::update_draft(&app, &p, &name, &version_id, patch).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Promote)]
 pub struct PromoteBody {
     notes: Option<String>,
     archive_previous: Option<bool>,
@@ -119,7 +125,8 @@ pub async fn unarchive(
     Ok(Json(VersionView::from(&prompts::set_archived(&app, &p, &name, &version_id, false).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     limit: Option<u32>,
     cursor: Option<String>,

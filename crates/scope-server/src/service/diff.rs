@@ -10,21 +10,22 @@ use similar::{DiffTag, TextDiff};
 /// A run of lines that are equal in both, or only in the old (`delete`) or
 /// the new (`insert`) content. Line numbers are 1-based; a run starts at
 /// `old_start` in the old content and `new_start` in the new.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Hunk {
+    #[schema(schema_with = crate::http::openapi::hunk_op)]
     pub op: &'static str,
     pub lines: Vec<String>,
     pub old_start: usize,
     pub new_start: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FromTo<T> {
     pub from: T,
     pub to: T,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VariablesChange {
     pub from: Vec<String>,
     pub to: Vec<String>,
@@ -32,9 +33,11 @@ pub struct VariablesChange {
     pub removed: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MetadataChange {
+    #[schema(value_type = Object)]
     pub from: serde_json::Value,
+    #[schema(value_type = Object)]
     pub to: serde_json::Value,
     /// Top-level keys only in the new metadata, only in the old, in both
     /// with different values.
@@ -44,14 +47,14 @@ pub struct MetadataChange {
 }
 
 /// What changed besides the content; `None` where nothing did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Changed {
     pub metadata: Option<MetadataChange>,
     pub prompt_type: Option<FromTo<String>>,
     pub variables: Option<VariablesChange>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct VersionDiff {
     pub content: Vec<Hunk>,
     pub changed: Changed,
