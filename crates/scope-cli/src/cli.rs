@@ -216,6 +216,75 @@ struct ServeArgs {
     /// comma-separated, e.g. the URLs of services behind a gateway.
     #[arg(long, env = "SCOPE_TOKEN_AUDIENCES", value_delimiter = ',', value_parser = parse_audience)]
     token_audiences: Vec<String>,
+    /// Proxies whose X-Forwarded-For names the client: comma-separated CIDR
+    /// blocks or addresses (e.g. 10.0.0.0/8,2001:db8::/32). Default: none,
+    /// the client is the TCP peer.
+    #[arg(long, env = "SCOPE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
+    trusted_proxies: Vec<scope_server::net::Cidr>,
+    /// Failed token exchanges per client address and API key id per minute
+    /// before 429 (credentials that verify are never refused).
+    #[arg(long, env = "SCOPE_AUTH_KEY_FAILURE_LIMIT", default_value = "10", value_parser = parse_key_failure_limit)]
+    auth_key_failure_limit: u32,
+    /// Seconds a client has to send a request's headers (HTTP/1).
+    #[arg(long, env = "SCOPE_HEADER_READ_TIMEOUT_SECS", default_value = "10", value_parser = parse_timeout_secs)]
+    header_read_timeout_secs: u64,
+    /// Seconds a connection may stay without any traffic before it is closed.
+    #[arg(long, env = "SCOPE_IDLE_TIMEOUT_SECS", default_value = "75", value_parser = parse_timeout_secs)]
+    idle_timeout_secs: u64,
+    /// Seconds a request may take before it is answered 503 (event streams
+    /// excepted).
+    #[arg(long, env = "SCOPE_REQUEST_TIMEOUT_SECS", default_value = "30", value_parser = parse_timeout_secs)]
+    request_timeout_secs: u64,
+    /// Seconds a client has to send a request body (408 past it).
+    #[arg(long, env = "SCOPE_BODY_READ_TIMEOUT_SECS", default_value = "30", value_parser = parse_timeout_secs)]
+    body_read_timeout_secs: u64,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, env = "SCOPE_MAX_CONNECTIONS", default_value = "10000", value_parser = parse_max_connections)]
+    max_connections: usize,
+    /// Requests handled at once (event streams excepted); more get 503.
+    #[arg(long, env = "SCOPE_MAX_CONCURRENT_REQUESTS", default_value = "4096", value_parser = parse_max_connections)]
+    max_concurrent_requests: usize,
+}
+
+fn parse_trusted_proxy(s: &str) -> Result<scope_server::net::Cidr, String> {
+    s.parse().map_err(|e| format!("SCOPE_TRUSTED_PROXIES: {e}"))
+}
+
+fn parse_key_failure_limit(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("SCOPE_AUTH_KEY_FAILURE_LIMIT must be a whole number, at least 1".into()),
+    }
+}
+
+fn parse_timeout_secs(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=3600).contains(&n) => Ok(n),
+        _ => Err("a timeout is a whole number of seconds between 1 and 3600".into()),
+    }
+}
+
+fn parse_max_connections(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err("a connection or request cap is a whole number between 1 and 1000000".into()),
+    }
+}
+
+fn parse_prompt_bytes(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1024..=64 * 1024 * 1024).contains(&n) => Ok(n),
+        _ => Err("SCOPE_MAX_PROMPT_BYTES must be a whole number of bytes between 1024 and 67108864".into()),
+    }
+}
+
+fn parse_quota(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=100_000_000).contains(&n) => Ok(n),
+        _ => Err("SCOPE_MAX_PROMPTS_PER_ORG, SCOPE_MAX_VERSIONS_PER_PROMPT and SCOPE_MAX_KEYS_PER_ORG must be \
+                  whole numbers between 1 and 100000000"
+            .into()),
+    }
 }
 
 fn parse_event_retention(s: &str) -> Result<u64, String> {
@@ -448,6 +517,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.event_heartbeat = Duration::from_secs(args.event_heartbeat_secs);
             c.max_event_streams = args.max_event_streams;
             c.token_audiences = args.token_audiences.clone();
+            c.trusted_proxies = scope_server::net::TrustedProxies::new(args.trusted_proxies.clone());
+            c.auth_key_failure_limit = args.auth_key_failure_limit;
+            c.header_read_timeout = Duration::from_secs(args.header_read_timeout_secs);
+            c.idle_timeout = Duration::from_secs(args.idle_timeout_secs);
+            c.request_timeout = Duration::from_secs(args.request_timeout_secs);
+            c.body_read_timeout = Duration::from_secs(args.body_read_timeout_secs);
+            c.max_connections = args.max_connections;
+            c.max_concurrent_requests = args.max_concurrent_requests;
             scope_server::serve(c, shutdown_signal()).await.map_err(app_err)
         }
         Command::Init { org_name, admin_email, json } => {

@@ -56,6 +56,32 @@ pub struct ServerConfig {
     /// services behind a gateway that validates Scope tokens. The same for
     /// every organization of the deployment.
     pub token_audiences: Vec<String>,
+    /// Proxies (CIDR blocks) whose `X-Forwarded-For` names the client. Empty:
+    /// the client is always the TCP peer.
+    pub trusted_proxies: crate::net::TrustedProxies,
+    /// Failed token exchanges allowed per client address and API key id per
+    /// minute before that key's failures from that client answer 429 (the
+    /// per-address limit is `auth_failure_limit`). Credentials that verify
+    /// are never refused.
+    pub auth_key_failure_limit: u32,
+    /// Time a client has to send a request's headers (HTTP/1; also the
+    /// longest an HTTP/1 keep-alive connection waits for its next request).
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moves either way for this long is
+    /// closed (idle keep-alive, HTTP/2 included, and stalled peers). Longer
+    /// than the event-stream heartbeat, which keeps open streams busy.
+    pub idle_timeout: Duration,
+    /// Time a handler has to answer (`503` with the SPEC body past it);
+    /// `GET /api/v1/events` streams are exempt.
+    pub request_timeout: Duration,
+    /// Time a client has to send a request body once the server reads it
+    /// (`408` past it).
+    pub body_read_timeout: Duration,
+    /// Connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
+    /// Requests handled at once (event streams excepted); further ones get
+    /// `503` with `Retry-After`.
+    pub max_concurrent_requests: usize,
 }
 
 impl ServerConfig {
@@ -80,6 +106,14 @@ impl ServerConfig {
             session_max_age: Duration::from_secs(12 * 3600),
             sign_in_failure_limit: 10,
             token_audiences: Vec::new(),
+            trusted_proxies: crate::net::TrustedProxies::default(),
+            auth_key_failure_limit: 10,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            request_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_concurrent_requests: 4_096,
         }
     }
 }

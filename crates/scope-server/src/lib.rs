@@ -11,6 +11,7 @@
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod net;
 pub mod runtime;
 pub mod service;
 pub mod views;

@@ -151,16 +151,18 @@ pub fn check_origin(headers: &HeaderMap) -> Result<(), AppError> {
     Ok(())
 }
 
-/// The client's address (for the failed-attempt limiter).
+/// The client's address, for the failed-attempt limiters and the logs: the
+/// TCP peer, or behind a trusted proxy (`--trusted-proxies`) the right-most
+/// `X-Forwarded-For` hop that is not one (`net::TrustedProxies`).
 pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<Arc<App>> for ClientIp {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip =
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let peer =
             parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        Ok(ClientIp(ip))
+        Ok(ClientIp(app.config.trusted_proxies.client_addr(peer, &parts.headers)))
     }
 }
 

@@ -98,20 +98,38 @@ pub fn issue(app: &App, client: &Client, scope: ScopeSet, aud: Option<String>) -
 }
 
 /// Checks a client's credentials (also for OAuth revocation and
-/// introspection), through the failed-attempt limiter. Every failure is the
-/// same [`AppError::InvalidCredentials`].
+/// introspection). Every failure is the same
+/// [`AppError::InvalidCredentials`], or `RateLimited` once the client is
+/// over its limit.
+///
+/// Credentials are always checked, and credentials that verify are always
+/// served, whatever the limiter says: a secret is 256 random bits, so no
+/// rate of guessing finds one, and refusing a valid key only locks out the
+/// applications that share an address with whoever sends junk (a NAT, a
+/// proxy that is not configured as trusted). What the limiter does is turn
+/// failures into `429` with `Retry-After` — the SDKs back off — per client
+/// address (IPv6 by /64) and, tighter, per client address and key id, so
+/// one key hammered from an address is limited on its own. A pair over its
+/// limit stops adding to its address's count: one broken or attacked key
+/// does not make every other key's failures from that address `429`.
 pub async fn authenticate_client(app: &App, client: IpAddr, creds: &Credentials<'_>) -> Result<Client, AppError> {
     let now = now_ms();
-    if let Some(retry_after) = app.failures.check(&client, now) {
-        return Err(AppError::RateLimited(retry_after));
-    }
     let result = check_credentials(app, creds, now).await;
     match result {
         Ok((key_id, org_id, row)) => Ok(Client { key_id, org_id, row }),
         Err(AppError::InvalidCredentials) => {
-            app.failures.record_failure(client, now);
+            let bucket = crate::net::limiter_bucket(client);
+            let pair = creds.key_id.parse::<KeyId>().ok().and_then(|k| app.key_failures.record_failure((bucket, k), now));
+            let address = match pair {
+                // The pair is over its own limit: the address is not charged.
+                Some(_) => app.failures.check(&bucket, now),
+                None => app.failures.record_failure(bucket, now),
+            };
             tracing::info!(%client, "token exchange refused");
-            Err(AppError::InvalidCredentials)
+            match pair.max(address) {
+                Some(retry_after) => Err(AppError::RateLimited(retry_after)),
+                None => Err(AppError::InvalidCredentials),
+            }
         }
         Err(other) => Err(other),
     }

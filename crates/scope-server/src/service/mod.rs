@@ -138,7 +138,10 @@ pub struct App {
     /// The event log's fan-out to this process's `GET /api/v1/events` streams.
     pub events: EventHub,
     pub usage: UsageCounter,
+    /// Failed token exchanges per client address (IPv6 by /64).
     pub failures: FailureLimiter,
+    /// Failed token exchanges per client address and API key id.
+    pub key_failures: FailureLimiter<(std::net::IpAddr, KeyId)>,
     /// Failed sign-ins per client address.
     pub sign_in_ip_failures: FailureLimiter,
     /// Failed sign-ins per account (lower-cased email).
@@ -165,6 +168,7 @@ impl App {
         let events = EventHub::new(store.event_bounds().await?.head);
         let app = Self {
             failures: FailureLimiter::new(config.auth_failure_limit),
+            key_failures: FailureLimiter::new(config.auth_key_failure_limit),
             sign_in_ip_failures: FailureLimiter::new(config.sign_in_failure_limit),
             sign_in_account_failures: FailureLimiter::new(config.sign_in_failure_limit),
             prompts,

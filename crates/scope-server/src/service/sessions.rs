@@ -91,7 +91,10 @@ pub async fn sign_in(app: &App, client: IpAddr, email: &str, password: SecretStr
     let now = now_ms();
     // An unparseable email is just another failure: same answer.
     let account = normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
-    let retry = [app.sign_in_ip_failures.check(&client, now), app.sign_in_account_failures.check(&account, now)];
+    // Passwords can be guessed, unlike API secrets: the limits are checked
+    // before any verification. Addresses are counted by bucket (IPv6 /64).
+    let bucket = crate::net::limiter_bucket(client);
+    let retry = [app.sign_in_ip_failures.check(&bucket, now), app.sign_in_account_failures.check(&account, now)];
     if let Some(secs) = retry.into_iter().flatten().max() {
         return Err(AppError::RateLimited(secs));
     }
@@ -101,7 +104,7 @@ pub async fn sign_in(app: &App, client: IpAddr, email: &str, password: SecretStr
     let user = match user {
         Some(u) if ok => u,
         known => {
-            app.sign_in_ip_failures.record_failure(client, now);
+            app.sign_in_ip_failures.record_failure(bucket, now);
             app.sign_in_account_failures.record_failure(account, now);
             tracing::info!(%client, "sign-in refused");
             // A failure on a real account goes to its organization's audit
