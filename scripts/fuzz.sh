@@ -65,7 +65,7 @@ for t in "${TARGETS[@]}"; do
         -artifact_prefix="$WORK/artifacts/$t/") >"$log" 2>&1 || status=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
-    line="$t: ${execs:-?} executions (${rate:-?}/s) in ${SECONDS_EACH} s"
+    line="$t: ${execs:-?} executions (${rate:-?}/s), budget ${SECONDS_EACH} s"
     if [ "$status" != 0 ]; then
         line="$line — FAILED (exit $status)"
         failed+=("$t")
