@@ -76,6 +76,8 @@ impl Client {
             .enable_all()
             .build()
             .map_err(|e| Error::BlockingRuntime { message: format!("cannot start the client runtime: {e}") })?;
+        // `watch`: the stream runs on this runtime, between calls too.
+        client.start_watch_on(runtime.handle());
         Ok(Self { inner: client, runtime: Arc::new(OwnedRuntime(Some(runtime))) })
     }
 

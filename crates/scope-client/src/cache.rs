@@ -2,10 +2,25 @@
 //!
 //! A hit is a read lock, one hash look-up, one clock read and an `Arc` clone:
 //! no allocation (the key is built in a reused thread-local buffer) and no
-//! network. Entries are kept past their TTL for the stale-if-error window.
+//! network. Entries are kept past their TTL for the stale-if-error window and
+//! for revalidation: an expired entry with an `ETag` is asked about with
+//! `If-None-Match`, and a `304` renews it without a download.
+//!
+//! With `watch` on (see `watch.rs`), an entry fetched while the event
+//! stream was live carries that stream session's number, and stays fresh past
+//! its TTL (up to the watch max age) for as long as the same session is still
+//! live: every change after the fetch would have arrived on that stream and
+//! dropped it. The moment the stream is not live (disconnected, silent too
+//! long, the task gone), every entry is back to its plain TTL.
+//!
+//! Events invalidate by prompt. A fetch that was under way when an event for
+//! its prompt arrived does not store what it got (it may predate the change):
+//! fetches take a [`Ticket`] when they start, and the cache remembers the
+//! last invalidations to compare with.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,10 +28,44 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::prompt::{write_cache_key, PromptVersion, Selector};
 
+/// After an event for a prompt, copies of it fetched within this window
+/// are kept this long at most (and never on the watch's word): a replica
+/// serving the fetch may not have applied the change yet (its own view
+/// lags the commit by up to its 1 s cache TTL), so the copy is checked
+/// again, cheaply, with its `ETag`.
+pub(crate) const SETTLE: Duration = Duration::from_secs(2);
+
+/// How many invalidations are remembered for fetches under way.
+const REMEMBERED_INVALIDATIONS: usize = 256;
+
 struct Entry {
     value: Arc<PromptVersion>,
+    etag: Option<Arc<str>>,
     fetched_at: Instant,
     ttl: Duration,
+    /// The watch session the copy is covered by (0: none, plain TTL).
+    session: u64,
+    /// Dropped by an event (or a resync): not fresh, but kept for
+    /// stale-if-error and its `ETag`.
+    invalidated: bool,
+}
+
+impl Entry {
+    fn is_fresh(&self, age: Duration, max_age: Option<Duration>, watch: &dyn Fn() -> (u64, Duration)) -> bool {
+        if self.invalidated {
+            return false;
+        }
+        match max_age {
+            // The caller's own bound is strict.
+            Some(max) => age < max,
+            None if age < self.ttl => true,
+            None if self.session != 0 => {
+                let (live, max_age) = watch();
+                live == self.session && age < max_age
+            }
+            None => false,
+        }
+    }
 }
 
 /// A fresh hit, and whether it is old enough to refresh in the background.
@@ -27,13 +76,50 @@ pub(crate) struct Hit {
     pub age: Duration,
 }
 
+/// Taken when a fetch starts; see the module comment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
+    seq: u64,
+    /// The watch session live when the fetch started (0: none).
+    session: u64,
+}
+
+/// Which entries an invalidation touched.
+#[derive(Debug, Clone)]
+enum Touched {
+    Prompt { prompt_id: Option<String>, name: Option<String> },
+    All,
+}
+
+impl Touched {
+    fn matches(&self, v: &PromptVersion) -> bool {
+        match self {
+            Touched::All => true,
+            Touched::Prompt { prompt_id, name } => {
+                prompt_id.as_deref() == Some(v.prompt_id.as_str()) || name.as_deref() == Some(v.name.as_str())
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Invalidations {
+    /// (sequence number, when, what), oldest first.
+    recent: VecDeque<(u64, Instant, Touched)>,
+    /// Every invalidation numbered up to this one has been forgotten.
+    forgotten_up_to: u64,
+}
+
 pub(crate) struct PromptCache {
     entries: RwLock<HashMap<String, Entry>>,
     /// Keys with a background refresh in flight.
     refreshing: Mutex<HashSet<String>>,
     max_entries: usize,
-    /// How long past its TTL an entry is kept for stale-if-error.
+    /// How long past its TTL an entry is kept (stale-if-error, revalidation).
     retain_stale: Duration,
+    /// Numbers the invalidations; read by every [`Ticket`].
+    seq: AtomicU64,
+    invalidations: Mutex<Invalidations>,
 }
 
 thread_local! {
@@ -55,6 +141,11 @@ pub(crate) fn with_key<R>(name: &str, selector: Selector<'_>, mut f: impl FnMut(
     }
 }
 
+/// No watch: sessions are never live.
+pub(crate) fn no_watch() -> (u64, Duration) {
+    (0, Duration::ZERO)
+}
+
 impl PromptCache {
     pub(crate) fn new(max_entries: usize, retain_stale: Duration) -> Self {
         Self {
@@ -62,25 +153,38 @@ impl PromptCache {
             refreshing: Mutex::new(HashSet::new()),
             max_entries: max_entries.max(1),
             retain_stale,
+            seq: AtomicU64::new(0),
+            invalidations: Mutex::new(Invalidations::default()),
         }
     }
 
-    /// A copy at most `max_age` old (the entry's own TTL when `None`).
-    /// `refresh_ahead` is the fraction of the TTL after which a hit asks for
-    /// a background refresh.
-    pub(crate) fn get_fresh(&self, key: &str, max_age: Option<Duration>, refresh_ahead: Option<f64>) -> Option<Hit> {
+    /// A fresh copy: at most `max_age` old when given (the caller's strict
+    /// bound), else within the entry's TTL or covered by the live watch
+    /// session. `watch` returns the live session (0 when none) and the watch
+    /// max age; it is only called for an entry past its TTL. `refresh_ahead`
+    /// is the fraction of the TTL after which a hit asks for a background
+    /// refresh (never for a copy the watch covers).
+    pub(crate) fn get_fresh(
+        &self,
+        key: &str,
+        max_age: Option<Duration>,
+        refresh_ahead: Option<f64>,
+        watch: &dyn Fn() -> (u64, Duration),
+    ) -> Option<Hit> {
         let entries = self.entries.read();
         let e = entries.get(key)?;
         let age = e.fetched_at.elapsed();
-        let ttl = max_age.unwrap_or(e.ttl);
-        if age >= ttl {
+        if !e.is_fresh(age, max_age, watch) {
             return None;
         }
-        let refresh_due = refresh_ahead.is_some_and(|f| age >= ttl.mul_f64(f));
+        let ttl = max_age.unwrap_or(e.ttl);
+        // A copy the live watch session covers needs no refresh ahead.
+        let covered = max_age.is_none() && e.session != 0 && watch().0 == e.session;
+        let refresh_due = refresh_ahead.is_some_and(|f| age >= ttl.mul_f64(f)) && !covered;
         Some(Hit { value: Arc::clone(&e.value), refresh_due, age })
     }
 
-    /// The last good copy if it expired less than `max_stale` ago.
+    /// The last good copy if its TTL ended less than `max_stale` ago.
     pub(crate) fn get_stale(&self, key: &str, max_stale: Duration) -> Option<(Arc<PromptVersion>, Duration)> {
         let entries = self.entries.read();
         let e = entries.get(key)?;
@@ -88,7 +192,30 @@ impl PromptCache {
         (age < e.ttl.saturating_add(max_stale)).then(|| (Arc::clone(&e.value), age))
     }
 
-    pub(crate) fn insert(&self, key: String, value: Arc<PromptVersion>, ttl: Duration) {
+    /// The `ETag` of the copy held for `key`, fresh or not.
+    pub(crate) fn etag(&self, key: &str) -> Option<Arc<str>> {
+        self.entries.read().get(key).and_then(|e| e.etag.clone())
+    }
+
+    /// What a fetch starting now needs to store its result.
+    pub(crate) fn ticket(&self, live_session: u64) -> Ticket {
+        Ticket { seq: self.seq.load(Ordering::Acquire), session: live_session }
+    }
+
+    /// Store a fetched copy, unless an invalidation of its prompt happened
+    /// since `ticket` was taken. Returns whether it was stored.
+    pub(crate) fn insert(
+        &self,
+        key: String,
+        value: Arc<PromptVersion>,
+        etag: Option<String>,
+        ttl: Duration,
+        ticket: Ticket,
+        live_session: u64,
+    ) -> bool {
+        let Some((ttl, session)) = self.admit(&value, ttl, ticket, live_session) else {
+            return false;
+        };
         let mut entries = self.entries.write();
         if entries.len() >= self.max_entries && !entries.contains_key(&key) {
             let retain = self.retain_stale;
@@ -100,10 +227,103 @@ impl PromptCache {
                 }
             }
         }
-        entries.insert(key, Entry { value, fetched_at: Instant::now(), ttl });
+        let entry =
+            Entry { value, etag: etag.map(Arc::from), fetched_at: Instant::now(), ttl, session, invalidated: false };
+        entries.insert(key, entry);
+        true
+    }
+
+    /// The server answered `304` for the copy held for `key`: it is current
+    /// again (same checks as [`insert`](Self::insert)). `None` when the
+    /// entry is gone or an event touched it meanwhile.
+    pub(crate) fn renew(
+        &self,
+        key: &str,
+        ttl: Duration,
+        ticket: Ticket,
+        live_session: u64,
+    ) -> Option<Arc<PromptVersion>> {
+        let value = Arc::clone(&self.entries.read().get(key)?.value);
+        let (ttl, session) = self.admit(&value, ttl, ticket, live_session)?;
+        let mut entries = self.entries.write();
+        let e = entries.get_mut(key)?;
+        if !Arc::ptr_eq(&e.value, &value) {
+            return None;
+        }
+        e.fetched_at = Instant::now();
+        e.ttl = ttl;
+        e.session = session;
+        e.invalidated = false;
+        Some(value)
+    }
+
+    /// `None`: do not store (an invalidation of this prompt since the
+    /// ticket). Else the TTL and watch session to store with.
+    fn admit(&self, value: &PromptVersion, ttl: Duration, ticket: Ticket, live: u64) -> Option<(Duration, u64)> {
+        let inv = self.invalidations.lock();
+        if ticket.seq < inv.forgotten_up_to {
+            return None;
+        }
+        let mut ttl = ttl;
+        let mut session = if ticket.session != 0 && ticket.session == live { live } else { 0 };
+        for (seq, at, touched) in inv.recent.iter().rev() {
+            if !touched.matches(value) {
+                continue;
+            }
+            if *seq > ticket.seq {
+                return None;
+            }
+            let since = at.elapsed();
+            if since < SETTLE {
+                ttl = ttl.min(SETTLE - since);
+                session = 0;
+            }
+            break;
+        }
+        Some((ttl, session))
+    }
+
+    fn remember(&self, touched: Touched) {
+        let mut inv = self.invalidations.lock();
+        let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        inv.recent.push_back((seq, Instant::now(), touched));
+        while inv.recent.len() > REMEMBERED_INVALIDATIONS {
+            if let Some((s, _, _)) = inv.recent.pop_front() {
+                inv.forgotten_up_to = s;
+            }
+        }
+    }
+
+    /// An event touched a prompt: every entry of it (by id or name) stops
+    /// being fresh; `remove` drops them altogether (the prompt is gone).
+    /// Returns how many entries were touched.
+    pub(crate) fn invalidate_prompt(&self, prompt_id: Option<&str>, name: Option<&str>, remove: bool) -> usize {
+        let touched = Touched::Prompt { prompt_id: prompt_id.map(str::to_owned), name: name.map(str::to_owned) };
+        self.remember(touched.clone());
+        let mut entries = self.entries.write();
+        let mut n = 0;
+        entries.retain(|_, e| {
+            if !touched.matches(&e.value) {
+                return true;
+            }
+            n += 1;
+            e.invalidated = true;
+            !remove
+        });
+        n
+    }
+
+    /// Every entry stops being fresh (kept for revalidation and
+    /// stale-if-error); fetches under way do not store.
+    pub(crate) fn invalidate_all(&self) {
+        self.remember(Touched::All);
+        for e in self.entries.write().values_mut() {
+            e.invalidated = true;
+        }
     }
 
     pub(crate) fn clear(&self) {
+        self.remember(Touched::All);
         self.entries.write().clear();
     }
 

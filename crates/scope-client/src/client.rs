@@ -11,7 +11,7 @@ use reqwest::header::HeaderValue;
 use reqwest::{Method, Url};
 use tracing::Instrument;
 
-use crate::cache::{with_key, PromptCache};
+use crate::cache::{no_watch, with_key, PromptCache, Ticket};
 use crate::config::{
     check_environment, lookup_nonblank, parse_base_url, parse_seconds, process_env, ClientCredentials, DEFAULT_API_URL,
     ENV_API_URL, ENV_AUTH_API_URL, ENV_ENVIRONMENT, ENV_TOKEN_REFRESH_BUFFER,
@@ -21,7 +21,11 @@ use crate::hooks::{ErrorEvent, Hooks, RequestEvent, ResponseEvent};
 use crate::prompt::{cache_key, PromptVersion, Selector, LABEL_LATEST, LABEL_PRODUCTION};
 use crate::retry::RetryPolicy;
 use crate::token::TokenManager;
-use crate::transport::{Request, Target, Transport};
+use crate::transport::{Reply, Request, Target, Transport};
+use crate::watch::{
+    Watch, WatchConfig, WatchState, DEFAULT_WATCH_BACKOFF, DEFAULT_WATCH_BACKOFF_MAX, DEFAULT_WATCH_IDLE_TIMEOUT,
+    DEFAULT_WATCH_MAX_AGE,
+};
 
 /// The `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("scope-client-rust/", env!("CARGO_PKG_VERSION"));
@@ -39,6 +43,8 @@ pub const DEFAULT_CACHE_MAX_ENTRIES: usize = 10_000;
 /// With background refresh on, a cache hit older than this fraction of the
 /// TTL starts a refresh.
 pub const DEFAULT_REFRESH_AHEAD: f64 = 0.8;
+/// Default longest response body read (8 MiB).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 
 /// A setting and where it came from (an environment variable or a builder
 /// option), so that errors name the right thing.
@@ -61,6 +67,13 @@ struct Setting {
 /// | `max_retries`, `retry_base_delay`, `retry_max_delay` | 3, 0.5 s, 30 s |
 /// | `stale_if_error` | off |
 /// | `background_refresh` | off |
+/// | `watch` (and `watch_max_age`, `watch_idle_timeout`, `watch_backoff`) | off (1 h, 45 s, 1 s to 30 s) |
+/// | `max_response_bytes` | 8 MiB |
+///
+/// Redirects are never followed (a `3xx` is an error naming the new
+/// address), so that neither the API secret nor a token is ever sent to
+/// another address; and building a client whose URLs send credentials over
+/// plain `http://` to a host other than the loopback logs a warning.
 #[derive(Clone)]
 pub struct ClientBuilder {
     credentials: Option<ClientCredentials>,
@@ -81,6 +94,9 @@ pub struct ClientBuilder {
     root_certificates: Vec<Vec<u8>>,
     built_in_roots: bool,
     http_client: Option<reqwest::Client>,
+    watch: bool,
+    watch_config: WatchConfig,
+    max_response_bytes: usize,
 }
 
 impl Default for ClientBuilder {
@@ -111,6 +127,14 @@ impl ClientBuilder {
             root_certificates: Vec::new(),
             built_in_roots: true,
             http_client: None,
+            watch: false,
+            watch_config: WatchConfig {
+                max_age: DEFAULT_WATCH_MAX_AGE,
+                idle_timeout: DEFAULT_WATCH_IDLE_TIMEOUT,
+                backoff: DEFAULT_WATCH_BACKOFF,
+                backoff_max: DEFAULT_WATCH_BACKOFF_MAX,
+            },
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 
@@ -274,6 +298,65 @@ impl ClientBuilder {
         self
     }
 
+    /// Watch for changes (off by default): the client keeps one
+    /// Server-Sent Events stream to `GET /api/v1/events` (shared by its
+    /// clones, authenticated with its own token) and drops the cached
+    /// entries of a prompt as soon as an event says it changed, so a
+    /// promotion or a label move reaches the application within about a
+    /// second however long the cache TTL is.
+    ///
+    /// While the stream is live, an entry fetched under it is also served
+    /// past its TTL, up to [`watch_max_age`](Self::watch_max_age): any change
+    /// would have arrived and dropped it. While the stream is down (or has
+    /// been silent longer than [`watch_idle_timeout`](Self::watch_idle_timeout)),
+    /// every entry follows its TTL as without `watch`, and the client
+    /// reconnects with backoff, resuming with `Last-Event-ID` so no event is
+    /// missed (when the server no longer has them, it says `resync` and the
+    /// whole cache is dropped).
+    ///
+    /// The stream starts when the client is built inside a tokio runtime,
+    /// else with the first call (the blocking client starts it on its own
+    /// runtime); it ends when the last clone of the client is dropped.
+    /// Needs the cache. See [`Client::watch_state`].
+    pub fn watch(mut self, enabled: bool) -> Self {
+        self.watch = enabled;
+        self
+    }
+
+    /// With [`watch`](Self::watch): the longest an entry is served past its
+    /// TTL while the stream it was fetched under stays live (default 1 h).
+    /// Set it to the TTL (or less) to keep plain TTL expiry and only use the
+    /// stream to drop changed entries early.
+    pub fn watch_max_age(mut self, max_age: Duration) -> Self {
+        self.watch_config.max_age = max_age;
+        self
+    }
+
+    /// With [`watch`](Self::watch): how long the stream may stay silent
+    /// (the server sends a heartbeat every 15 s by default) before it counts
+    /// as dead, stops covering entries and is reopened (default 45 s).
+    pub fn watch_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.watch_config.idle_timeout = timeout;
+        self
+    }
+
+    /// With [`watch`](Self::watch): the reconnection backoff, from `initial`
+    /// doubling up to `max`, with jitter (default 1 s to 30 s). A
+    /// `Retry-After` from the server is honoured when longer.
+    pub fn watch_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.watch_config.backoff = initial;
+        self.watch_config.backoff_max = max;
+        self
+    }
+
+    /// The longest response body read (default 8 MiB): a longer one fails
+    /// with [`Error::ResponseTooLarge`] instead of being read into memory.
+    /// Also bounds one message of the event stream.
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
+        self
+    }
+
     /// Build a [`blocking::Client`](crate::blocking::Client) with these
     /// settings.
     #[cfg(feature = "blocking")]
@@ -307,7 +390,11 @@ impl ClientBuilder {
     /// certificates, custom TLS, a shared connection pool…). The SDK still
     /// sets its `User-Agent`, `Accept`, `X-Request-ID` and per-attempt
     /// [`timeout`](Self::timeout) on each request; the client's own settings
-    /// apply to everything else, so [`connect_timeout`](Self::connect_timeout)
+    /// apply to everything else (build it with
+    /// `.redirect(reqwest::redirect::Policy::none())`: the SDK refuses an
+    /// answer that came from another URL, but a client that follows a `307`
+    /// has already sent the request body there; and without a total
+    /// `timeout`, which would cut the [`watch`](Self::watch) stream), so [`connect_timeout`](Self::connect_timeout)
     /// and the TLS options of this builder cannot be combined with it (an
     /// [`Error::Config`] from [`build`](Self::build)).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
@@ -336,9 +423,11 @@ impl ClientBuilder {
             }
             return Ok(client.clone());
         }
+        // No client-wide total timeout: every request sets its own (the
+        // event stream of `watch` must be able to last). No redirects.
         let builder = reqwest::Client::builder()
-            .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(USER_AGENT);
         #[cfg(any(feature = "rustls-tls-webpki-roots", feature = "rustls-tls-native-roots", feature = "native-tls"))]
         let builder = {
@@ -400,17 +489,41 @@ impl ClientBuilder {
         if self.retry.base_delay > self.retry.max_delay {
             return Err(ConfigError::new("retry_base_delay", "must not exceed retry_max_delay").into());
         }
+        if self.max_response_bytes == 0 {
+            return Err(ConfigError::new("max_response_bytes", "must be greater than zero").into());
+        }
+        let watch = if self.watch {
+            let w = self.watch_config;
+            if !self.cache_enabled {
+                return Err(ConfigError::new("watch", "needs the cache (cache(true))").into());
+            }
+            if w.idle_timeout.is_zero() {
+                return Err(ConfigError::new("watch_idle_timeout", "must be greater than zero").into());
+            }
+            if w.backoff.is_zero() || w.backoff > w.backoff_max {
+                return Err(ConfigError::new("watch_backoff", "initial must be > 0 and not exceed max").into());
+            }
+            Some(Arc::new(Watch::new(w)))
+        } else {
+            None
+        };
+        warn_plaintext(&api_base, &auth_base);
+        let events_url = Url::parse(&format!("{}/events", api_base.as_str().trim_end_matches('/')))
+            .map_err(|e| ConfigError::new(api.source, format!("cannot build the events URL: {e}")))?;
         let tokens = TokenManager::new(credentials, &auth_base, self.token_refresh_buffer)?;
-        let transport = Transport::new(http, self.timeout, self.retry, self.hooks, env_header);
+        let transport = Transport::new(http, self.timeout, self.retry, self.hooks, env_header, self.max_response_bytes);
         let stale = self.stale_if_error.unwrap_or(Duration::ZERO);
-        Ok(Client {
+        let client = Client {
             inner: Arc::new(Inner {
                 api_base,
                 auth_base,
+                events_url,
                 environment,
                 transport,
                 tokens,
-                cache: PromptCache::new(self.cache_max_entries, stale),
+                cache: Arc::new(PromptCache::new(self.cache_max_entries, stale)),
+                watch,
+                watch_stop: tokio::sync::watch::channel(false).0,
                 inflight: parking_lot::Mutex::new(HashMap::new()),
                 cache_enabled: self.cache_enabled,
                 cache_ttl: self.cache_ttl,
@@ -419,7 +532,45 @@ impl ClientBuilder {
                 timeout: self.timeout,
                 retry: self.retry,
             }),
-        })
+        };
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            client.start_watch_on(&handle);
+        }
+        Ok(client)
+    }
+}
+
+/// Warn (once per client) when credentials would cross the network in
+/// clear text: an `http://` URL whose host is not the loopback.
+fn warn_plaintext(api_base: &Url, auth_base: &Url) {
+    let exposed = |u: &Url| u.scheme() == "http" && !is_loopback(u);
+    let mut urls: Vec<&str> = Vec::new();
+    if exposed(auth_base) {
+        urls.push(auth_base.as_str());
+    }
+    if exposed(api_base) && api_base.host_str() != auth_base.host_str() {
+        urls.push(api_base.as_str());
+    }
+    if !urls.is_empty() {
+        tracing::warn!(
+            urls = %urls.join(", "),
+            "scope-client: the API secret and tokens will be sent over plain http to a host that is not the \
+             loopback; use https://"
+        );
+    }
+}
+
+fn is_loopback(u: &Url) -> bool {
+    let Some(host) = u.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let d = host.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
     }
 }
 
@@ -442,17 +593,26 @@ impl fmt::Debug for ClientBuilder {
             .field("root_certificates", &self.root_certificates.len())
             .field("built_in_roots", &self.built_in_roots)
             .field("http_client", &self.http_client.is_some())
+            .field("watch", &self.watch)
+            .field("watch_config", &self.watch_config)
+            .field("max_response_bytes", &self.max_response_bytes)
             .finish()
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     api_base: Url,
     auth_base: Url,
+    /// `{api}/events`, the stream of `watch`.
+    pub(crate) events_url: Url,
     environment: Option<String>,
-    transport: Transport,
-    tokens: TokenManager,
-    cache: PromptCache,
+    pub(crate) transport: Transport,
+    pub(crate) tokens: TokenManager,
+    /// Shared with the watch task, which holds the client itself only weakly.
+    cache: Arc<PromptCache>,
+    watch: Option<Arc<Watch>>,
+    /// Dropped with the client: the watch task ends when it notices.
+    watch_stop: tokio::sync::watch::Sender<bool>,
     /// Fetches under way for cache misses, by cache key: concurrent misses of
     /// the same prompt wait for one request instead of each sending one.
     inflight: parking_lot::Mutex<HashMap<String, Arc<InFlight>>>,
@@ -460,7 +620,7 @@ struct Inner {
     cache_ttl: Duration,
     stale_if_error: Option<Duration>,
     refresh_ahead: Option<f64>,
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     retry: RetryPolicy,
 }
 
@@ -562,6 +722,50 @@ impl Client {
         self.inner.tokens.credentials().key_id()
     }
 
+    /// Where the [`watch`](ClientBuilder::watch) stream stands:
+    /// [`WatchState::Live`] when changes reach the cache as they happen.
+    pub fn watch_state(&self) -> WatchState {
+        match &self.inner.watch {
+            None => WatchState::Off,
+            Some(w) => w.state(),
+        }
+    }
+
+    /// Start the watch task on `handle` unless it runs already (or watch
+    /// is off, or stopped for good).
+    pub(crate) fn start_watch_on(&self, handle: &tokio::runtime::Handle) {
+        let Some(watch) = &self.inner.watch else {
+            return;
+        };
+        if !watch.claim_start() {
+            return;
+        }
+        let task = crate::watch::run(
+            Arc::downgrade(&self.inner),
+            Arc::clone(watch),
+            Arc::clone(&self.inner.cache),
+            self.inner.watch_stop.subscribe(),
+        );
+        handle.spawn(task);
+    }
+
+    /// Start the watch task if it should run and does not (a client built
+    /// outside a runtime, or whose runtime went away).
+    fn ensure_watch(&self) {
+        if let Some(watch) = &self.inner.watch {
+            if watch.state() == WatchState::NotStarted {
+                if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                    self.start_watch_on(&handle);
+                }
+            }
+        }
+    }
+
+    /// The live watch session (0: none, or watch off).
+    fn live_session(&self) -> u64 {
+        self.inner.watch.as_ref().map_or(0, |w| w.live_session())
+    }
+
     pub(crate) async fn fetch(
         &self,
         name: &str,
@@ -571,9 +775,11 @@ impl Client {
     ) -> Result<Fetched, Error> {
         validate(name, selector)?;
         let inner = &*self.inner;
+        self.ensure_watch();
         let read_cache = inner.cache_enabled && use_cache;
         if read_cache {
-            let hit = with_key(name, selector, |k| inner.cache.get_fresh(k, ttl, inner.refresh_ahead));
+            let coverage = || inner.watch.as_ref().map_or_else(no_watch, |w| w.coverage());
+            let hit = with_key(name, selector, |k| inner.cache.get_fresh(k, ttl, inner.refresh_ahead, &coverage));
             if let Some(hit) = hit {
                 if hit.refresh_due {
                     self.spawn_refresh(name, selector, ttl);
@@ -585,7 +791,7 @@ impl Client {
         let fetched = if read_cache {
             self.fetch_coalesced(name, selector, ttl).await
         } else {
-            self.fetch_and_store(name, selector, ttl).await
+            self.fetch_and_store(name, selector, ttl, false).await
         };
         match fetched {
             Ok(version) => Ok(Fetched { version, source: FetchSource::Network, age: Duration::ZERO, error: None }),
@@ -604,19 +810,56 @@ impl Client {
         }
     }
 
-    /// Fetches and, when caching is on, stores the result.
+    /// Fetches and, when caching is on, stores the result. With
+    /// `revalidate`, a copy held for the key (expired, or dropped by an
+    /// event) is asked about with its `ETag`: a `304` renews it without a
+    /// download.
     async fn fetch_and_store(
         &self,
         name: &str,
         selector: Selector<'_>,
         ttl: Option<Duration>,
+        revalidate: bool,
     ) -> Result<Arc<PromptVersion>, Error> {
         let inner = &*self.inner;
-        let v = Arc::new(self.fetch_remote(name, selector).await?);
-        if inner.cache_enabled {
-            inner.cache.insert(cache_key(name, selector), Arc::clone(&v), ttl.unwrap_or(inner.cache_ttl));
+        let key = cache_key(name, selector);
+        let ttl = ttl.unwrap_or(inner.cache_ttl);
+        let ticket = inner.cache.ticket(self.live_session());
+        let etag = if revalidate && inner.cache_enabled { inner.cache.etag(&key) } else { None };
+        if let Some(tag) = etag {
+            match self.fetch_remote(name, selector, Some(&tag)).await? {
+                Reply::NotModified => {
+                    if let Some(v) = inner.cache.renew(&key, ttl, ticket, self.live_session()) {
+                        tracing::debug!(prompt = name, %selector, "revalidated (304)");
+                        return Ok(v);
+                    }
+                    // The copy went (evicted, or an event touched it while
+                    // we asked): fetch it whole.
+                }
+                Reply::Body(v, etag) => return Ok(self.store(key, v, etag, ttl, ticket)),
+            }
         }
-        Ok(v)
+        let ticket = inner.cache.ticket(self.live_session());
+        match self.fetch_remote(name, selector, None).await? {
+            Reply::Body(v, etag) => Ok(self.store(key, v, etag, ttl, ticket)),
+            Reply::NotModified => Err(Error::Decode(ApiError::client_side("304 to a request without If-None-Match"))),
+        }
+    }
+
+    fn store(
+        &self,
+        key: String,
+        v: PromptVersion,
+        etag: Option<String>,
+        ttl: Duration,
+        ticket: Ticket,
+    ) -> Arc<PromptVersion> {
+        let v = Arc::new(v);
+        let inner = &*self.inner;
+        if inner.cache_enabled {
+            inner.cache.insert(key, Arc::clone(&v), etag, ttl, ticket, self.live_session());
+        }
+        v
     }
 
     /// A cache miss: joins a fetch of the same key already under way, or
@@ -630,7 +873,7 @@ impl Client {
     ) -> Result<Arc<PromptVersion>, Error> {
         let key = cache_key(name, selector);
         let cell = Arc::clone(self.inner.inflight.lock().entry(key.clone()).or_default());
-        let result = cell.get_or_init(|| self.fetch_and_store(name, selector, ttl)).await.clone();
+        let result = cell.get_or_init(|| self.fetch_and_store(name, selector, ttl, true)).await.clone();
         let mut inflight = self.inner.inflight.lock();
         if inflight.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
             inflight.remove(&key);
@@ -638,10 +881,16 @@ impl Client {
         result
     }
 
-    async fn fetch_remote(&self, name: &str, selector: Selector<'_>) -> Result<PromptVersion, Error> {
+    async fn fetch_remote(
+        &self,
+        name: &str,
+        selector: Selector<'_>,
+        if_none_match: Option<&str>,
+    ) -> Result<Reply<PromptVersion>, Error> {
         let inner = &*self.inner;
         let url = self.prompt_url(name, selector)?;
-        let req = Request { method: Method::GET, url: &url, body: None, target: Target::Prompt { name } };
+        let req =
+            Request { method: Method::GET, url: &url, body: None, target: Target::Prompt { name }, if_none_match };
         let span = tracing::debug_span!("scope_client.get_prompt_version", prompt = name, %selector);
         inner.transport.send_authenticated(&inner.tokens, &req).instrument(span).await
     }
@@ -653,7 +902,11 @@ impl Client {
                 url.path_segments_mut().map_err(|_| ConfigError::new("api_url", "cannot be used as a base URL"))?;
             segs.pop_if_empty().push("prompts").push(name);
             match selector {
-                Selector::Label(l) => segs.push(l),
+                // The two labels of SPEC §5 keep their paths (what the
+                // reference SDKs use; `/production` also resolves an
+                // environment-bound key's label); others are SPEC §9's.
+                Selector::Label(l @ (LABEL_PRODUCTION | LABEL_LATEST)) => segs.push(l),
+                Selector::Label(l) => segs.push("labels").push(l),
                 Selector::Version(v) => segs.push("versions").push(v),
             };
         }
@@ -677,10 +930,8 @@ impl Client {
         handle.spawn(async move {
             let selector = if is_version { Selector::Version(&sel) } else { Selector::Label(&sel) };
             let client = &guard.client;
-            match client.fetch_remote(&name, selector).await {
-                Ok(v) => {
-                    let ttl = ttl.unwrap_or(client.inner.cache_ttl);
-                    client.inner.cache.insert(guard.key.clone(), Arc::new(v), ttl);
+            match client.fetch_and_store(&name, selector, ttl, true).await {
+                Ok(_) => {
                     tracing::debug!(prompt = %name, %selector, "background refresh done");
                 }
                 Err(e) => tracing::debug!(prompt = %name, %selector, error = %e.chain(), "background refresh failed"),
@@ -709,15 +960,11 @@ fn validate(name: &str, selector: Selector<'_>) -> Result<(), Error> {
     match selector {
         Selector::Label(LABEL_PRODUCTION | LABEL_LATEST) => Ok(()),
         Selector::Label("") => invalid("label must not be empty".to_owned()),
-        // The server serves only `production` and `latest` today; asking it
-        // for any other label would answer "no such route".
-        Selector::Label(l) if is_label(l) => invalid(format!(
-            "label '{l}' cannot be fetched: the labels are '{LABEL_PRODUCTION}' and '{LABEL_LATEST}' \
-             (use version_id to fetch a specific version)"
+        Selector::Label(l) if is_label(l) => Ok(()),
+        Selector::Label(l) => invalid(format!(
+            "'{l}' is not a label (a label is 1 to 64 of a-z, 0-9, '_' and '-', starting with a letter or digit: \
+             production, latest, staging, …)"
         )),
-        Selector::Label(l) => {
-            invalid(format!("'{l}' is not a label (the labels are '{LABEL_PRODUCTION}' and '{LABEL_LATEST}')"))
-        }
         Selector::Version("") => invalid("version id must not be empty".to_owned()),
         Selector::Version(v) if is_version_id(v) => Ok(()),
         Selector::Version(v) => invalid(format!(
@@ -785,10 +1032,14 @@ pub struct GetPromptVersion<'a> {
 }
 
 impl<'a> GetPromptVersion<'a> {
-    /// A label: `production` (the default: the published version) or
-    /// `latest` (the highest-numbered version, whatever its status). Any
-    /// other label is an [`Error::Validation`] when the request is sent,
-    /// without a request: the server serves no other label yet.
+    /// A label: `production` (the default: the published version, or for a
+    /// key bound to an environment `E`, the version labelled `E` where the
+    /// prompt has one), `latest` (the highest-numbered version, whatever its
+    /// status), or any label of the prompt (`staging`, `canary`, …: a name of
+    /// 1 to 64 of `a-z`, `0-9`, `_`, `-`, starting with a letter or digit,
+    /// fetched from `/prompts/{name}/labels/{label}`). A label of another
+    /// shape is an [`Error::Validation`] when the request is sent, without a
+    /// request; a label the prompt does not have is [`Error::NotFound`].
     pub fn label(mut self, label: &'a str) -> Self {
         self.selector = Selector::Label(label);
         self

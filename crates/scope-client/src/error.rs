@@ -158,6 +158,15 @@ pub enum Error {
     },
     /// A response body (or metadata) could not be decoded as expected.
     Decode(ApiError),
+    /// A response body was longer than
+    /// [`max_response_bytes`](crate::ClientBuilder::max_response_bytes)
+    /// (8 MiB by default); it was not read further.
+    ResponseTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+        /// The request's `X-Request-ID`.
+        request_id: Option<String>,
+    },
     /// Any other HTTP status.
     Http(ApiError),
     /// A [`blocking::Client`](crate::blocking::Client) call was made directly
@@ -204,6 +213,11 @@ impl fmt::Display for Error {
                 write!(f, "request timed out{}", request_id_suffix(request_id.as_deref()))
             }
             Error::Decode(e) => write!(f, "could not decode response: {e}"),
+            Error::ResponseTooLarge { limit, request_id } => write!(
+                f,
+                "response body larger than {limit} bytes (max_response_bytes), not read{}",
+                request_id_suffix(request_id.as_deref())
+            ),
             Error::Http(e) => write!(f, "unexpected response: {e}"),
             Error::BlockingInAsyncContext => f.write_str(
                 "scope_client::blocking::Client was called from async code on a current-thread runtime; \
@@ -310,7 +324,9 @@ impl Error {
     /// The request id of the failed request, if one was sent or echoed.
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            Error::Connection { request_id, .. } | Error::Timeout { request_id, .. } => request_id.as_deref(),
+            Error::Connection { request_id, .. }
+            | Error::Timeout { request_id, .. }
+            | Error::ResponseTooLarge { request_id, .. } => request_id.as_deref(),
             other => other.api_error().and_then(|e| e.request_id.as_deref()),
         }
     }

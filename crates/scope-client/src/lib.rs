@@ -12,12 +12,15 @@ mod error;
 mod hooks;
 mod prompt;
 mod retry;
+mod sse;
 mod token;
 mod transport;
+mod watch;
 
 pub use client::{
     Client, ClientBuilder, FetchSource, Fetched, GetPromptVersion, DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_TTL,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_REFRESH_AHEAD, DEFAULT_TIMEOUT, DEFAULT_TOKEN_REFRESH_BUFFER, USER_AGENT,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REFRESH_AHEAD, DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN_REFRESH_BUFFER, USER_AGENT,
 };
 pub use config::{
     ClientCredentials, DEFAULT_API_URL, ENV_API_KEY, ENV_API_SECRET, ENV_API_URL, ENV_AUTH_API_URL, ENV_CLIENT_ID,
@@ -29,6 +32,9 @@ pub use prompt::{cache_key, PromptStatus, PromptType, PromptVersion, Selector, L
 pub use retry::{is_retryable_status, parse_retry_after, RetryPolicy};
 /// The template engine shared with the server.
 pub use scope_domain::template;
+pub use watch::{
+    WatchState, DEFAULT_WATCH_BACKOFF, DEFAULT_WATCH_BACKOFF_MAX, DEFAULT_WATCH_IDLE_TIMEOUT, DEFAULT_WATCH_MAX_AGE,
+};
 // Crates whose types appear in this crate's public API, re-exported so that
 // applications use the same versions: `chrono` (the timestamps of
 // `PromptVersion`), `serde_json` (its metadata), `rand` (the random source of

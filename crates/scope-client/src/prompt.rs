@@ -236,12 +236,13 @@ impl fmt::Debug for PromptVersion {
     }
 }
 
-/// Which version of a prompt to fetch: a label (`production`, `latest`) or a
-/// version id (`v_…`).
+/// Which version of a prompt to fetch: a label (`production`, `latest`,
+/// `staging`, …) or a version id (`v_…`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Selector<'a> {
-    /// A label: `production` or `latest`.
+    /// A label: `production`, `latest`, or another label of the prompt
+    /// (`staging`, …).
     Label(&'a str),
     /// A version id (`v_…`, [`PromptVersion::version_id`]).
     Version(&'a str),

@@ -196,6 +196,7 @@ impl TokenManager {
                 url: &self.login_url,
                 body: Some(&body),
                 target: Target::TokenExchange,
+                if_none_match: None,
             };
             match transport.send_unauthenticated::<TokenResponse>(&req).await {
                 Ok(r) => return parse_token(r),
@@ -211,8 +212,13 @@ impl TokenManager {
             "key_id": creds.key_id(),
             "key_secret": creds.secret().expose_secret(),
         });
-        let req =
-            Request { method: Method::POST, url: &self.legacy_url, body: Some(&body), target: Target::TokenExchange };
+        let req = Request {
+            method: Method::POST,
+            url: &self.legacy_url,
+            body: Some(&body),
+            target: Target::TokenExchange,
+            if_none_match: None,
+        };
         let r = transport.send_unauthenticated::<TokenResponse>(&req).await.map_err(|e| match e {
             Error::NotFound(mut d) => {
                 d.message = format!(

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, ETAG, IF_NONE_MATCH, LOCATION, RETRY_AFTER, USER_AGENT};
 use reqwest::{Method, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -27,7 +27,11 @@ pub(crate) const CODE_NO_PRODUCTION_VERSION: &str = "no_production_version";
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Target<'a> {
     TokenExchange,
-    Prompt { name: &'a str },
+    /// The event stream of `watch`.
+    Events,
+    Prompt {
+        name: &'a str,
+    },
 }
 
 pub(crate) struct Request<'a> {
@@ -35,11 +39,25 @@ pub(crate) struct Request<'a> {
     pub url: &'a Url,
     pub body: Option<&'a serde_json::Value>,
     pub target: Target<'a>,
+    /// An `ETag` to revalidate: sent as `If-None-Match`, and a `304` is then
+    /// an answer ([`Reply::NotModified`]) rather than an error.
+    pub if_none_match: Option<&'a str>,
 }
 
+/// A successful answer.
+pub(crate) enum Reply<T> {
+    /// `2xx` with its decoded body and `ETag`.
+    Body(T, Option<String>),
+    /// `304` to an `If-None-Match`: the copy held is current.
+    NotModified,
+}
+
+/// An error body is read up to this much (only its message is used).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
 /// A failed attempt, before the retry decision.
-struct Failure {
-    error: Error,
+pub(crate) struct Failure {
+    pub(crate) error: Error,
     /// The response said 401 (only meaningful with a bearer token).
     unauthorized: bool,
     retryable: bool,
@@ -54,6 +72,9 @@ pub(crate) struct Transport {
     retry: RetryPolicy,
     hooks: Hooks,
     environment: Option<HeaderValue>,
+    /// Longest response body read; a longer one is
+    /// [`Error::ResponseTooLarge`].
+    max_body: usize,
 }
 
 impl Transport {
@@ -63,8 +84,30 @@ impl Transport {
         retry: RetryPolicy,
         hooks: Hooks,
         environment: Option<HeaderValue>,
+        max_body: usize,
     ) -> Self {
-        Self { http, timeout, retry, hooks, environment }
+        Self { http, timeout, retry, hooks, environment, max_body }
+    }
+
+    pub(crate) fn max_body(&self) -> usize {
+        self.max_body
+    }
+
+    pub(crate) fn hooks(&self) -> &Hooks {
+        &self.hooks
+    }
+
+    /// A request with the SDK's headers (not sent; no timeout set).
+    pub(crate) fn builder(&self, method: Method, url: &Url, request_id: &str) -> reqwest::RequestBuilder {
+        let mut rb = self
+            .http
+            .request(method, url.clone())
+            .header(USER_AGENT, crate::client::USER_AGENT)
+            .header(REQUEST_ID_HEADER, request_id);
+        if let Some(env) = &self.environment {
+            rb = rb.header(ENVIRONMENT_HEADER, env.clone());
+        }
+        rb
     }
 
     /// Send without credentials (the token exchange), retrying transient
@@ -74,7 +117,8 @@ impl Transport {
         let mut retry = 0u32;
         loop {
             match self.attempt(req, None, &request_id, retry).await {
-                Ok(v) => return Ok(v),
+                Ok(Reply::Body(v, _)) => return Ok(v),
+                Ok(Reply::NotModified) => return Err(not_modified_unasked(&request_id)),
                 Err(f) => match self.retry_delay(retry, &f) {
                     Some(wait) => {
                         self.report_error(req, &request_id, retry, &f.error, true);
@@ -97,7 +141,7 @@ impl Transport {
         &self,
         tokens: &TokenManager,
         req: &Request<'_>,
-    ) -> Result<T, Error> {
+    ) -> Result<Reply<T>, Error> {
         let request_id = new_request_id();
         let mut retry = 0u32;
         let mut refreshed = false;
@@ -161,7 +205,7 @@ impl Transport {
         bearer: Option<&SecretString>,
         request_id: &str,
         attempt: u32,
-    ) -> Result<T, Failure> {
+    ) -> Result<Reply<T>, Failure> {
         let span = tracing::debug_span!(
             "scope_client.http",
             http.method = %req.method,
@@ -176,14 +220,11 @@ impl Transport {
             }
             let started = Instant::now();
             let mut rb = self
-                .http
-                .request(req.method.clone(), req.url.clone())
+                .builder(req.method.clone(), req.url, request_id)
                 .timeout(self.timeout)
-                .header(ACCEPT, "application/json")
-                .header(USER_AGENT, crate::client::USER_AGENT)
-                .header(REQUEST_ID_HEADER, request_id);
-            if let Some(env) = &self.environment {
-                rb = rb.header(ENVIRONMENT_HEADER, env.clone());
+                .header(ACCEPT, "application/json");
+            if let Some(tag) = req.if_none_match {
+                rb = rb.header(IF_NONE_MATCH, tag);
             }
             if let Some(token) = bearer {
                 rb = rb.bearer_auth(token.expose_secret());
@@ -196,7 +237,14 @@ impl Transport {
             tracing::Span::current().record("http.status", status);
             let headers = resp.headers().clone();
             let rid = header_str(&headers, REQUEST_ID_HEADER).unwrap_or(request_id).to_owned();
-            let body = resp.bytes().await.map_err(|e| transport_failure(e, &rid))?;
+            if resp.url() != req.url {
+                // Only a caller-supplied reqwest::Client follows redirects
+                // (the SDK's own never does): refuse what came from elsewhere.
+                return Err(redirect_failure(status, Some(resp.url().as_str()), req.url, rid));
+            }
+            let ok = (200..300).contains(&status) || (status == 304 && req.if_none_match.is_some());
+            let limit = if ok { self.max_body } else { self.max_body.min(MAX_ERROR_BODY) };
+            let body = read_body(resp, limit, !ok, &rid).await?;
             if let Some(hook) = &self.hooks.on_response {
                 hook(&ResponseEvent {
                     method: req.method.as_str(),
@@ -207,8 +255,15 @@ impl Transport {
                     elapsed: started.elapsed(),
                 });
             }
+            if status == 304 && req.if_none_match.is_some() {
+                return Ok(Reply::NotModified);
+            }
+            if (300..400).contains(&status) {
+                return Err(redirect_failure(status, header_str(&headers, LOCATION.as_str()), req.url, rid));
+            }
             if (200..300).contains(&status) {
-                return serde_json::from_slice::<T>(&body).map_err(|e| Failure {
+                let etag = header_str(&headers, ETAG.as_str()).map(str::to_owned);
+                return serde_json::from_slice::<T>(&body).map(|v| Reply::Body(v, etag)).map_err(|e| Failure {
                     error: Error::Decode(ApiError {
                         status: Some(status),
                         code: None,
@@ -234,6 +289,65 @@ impl Transport {
     }
 }
 
+/// Read a body of at most `limit` bytes: a longer one is
+/// [`Error::ResponseTooLarge`], or, with `truncate` (error bodies, read only
+/// for their message), cut at the limit.
+pub(crate) async fn read_body(
+    mut resp: reqwest::Response,
+    limit: usize,
+    truncate: bool,
+    request_id: &str,
+) -> Result<Vec<u8>, Failure> {
+    let too_large = || Failure {
+        error: Error::ResponseTooLarge { limit, request_id: Some(request_id.to_owned()) },
+        unauthorized: false,
+        retryable: false,
+        retry_after: None,
+    };
+    let announced = resp.content_length().and_then(|n| usize::try_from(n).ok());
+    if announced.is_some_and(|n| n > limit) && !truncate {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(announced.unwrap_or(0).min(limit));
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport_failure(e, request_id))? {
+        if body.len() + chunk.len() > limit {
+            if truncate {
+                body.extend_from_slice(&chunk[..limit - body.len()]);
+                break;
+            }
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A `3xx`: never followed, since the request may carry the API secret (the
+/// token exchange) or a token, and a `307`/`308` would send it again to
+/// wherever the `Location` points.
+fn redirect_failure(status: u16, location: Option<&str>, url: &Url, request_id: String) -> Failure {
+    let to = location.map(|l| format!(" to {l}")).unwrap_or_default();
+    let message = format!(
+        "{url} redirected{to} (HTTP {status}); redirects are not followed, so that credentials are never sent \
+         elsewhere: set SCOPE_API_URL / SCOPE_AUTH_API_URL to the final address"
+    );
+    Failure {
+        error: Error::Http(ApiError { status: Some(status), code: None, message, request_id: Some(request_id) }),
+        unauthorized: false,
+        retryable: false,
+        retry_after: None,
+    }
+}
+
+fn not_modified_unasked(request_id: &str) -> Error {
+    Error::Http(ApiError {
+        status: Some(304),
+        code: None,
+        message: "304 Not Modified to a request without If-None-Match".to_owned(),
+        request_id: Some(request_id.to_owned()),
+    })
+}
+
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
@@ -248,7 +362,7 @@ async fn sleep(d: Duration) {
     }
 }
 
-fn transport_failure(e: reqwest::Error, request_id: &str) -> Failure {
+pub(crate) fn transport_failure(e: reqwest::Error, request_id: &str) -> Failure {
     let request_id = Some(request_id.to_owned());
     let (error, retryable) = if e.is_timeout() {
         (Error::Timeout { request_id, source: Arc::new(e) }, true)

@@ -308,23 +308,38 @@ mod tokens {
             let err = client.get_prompt_version("greeting").version_id(bad).await.unwrap_err();
             assert!(matches!(err, Error::Validation(_)), "{bad}: {err:?}");
         }
-        // A well-formed label other than production/latest: named, refused
-        // locally, with the labels that work.
-        let err = client.get_prompt_version("greeting").label("staging").await.unwrap_err();
-        assert!(matches!(err, Error::Validation(_)), "{err:?}");
-        let text = err.to_string();
-        assert!(text.contains("'staging'") && text.contains("'production'") && text.contains("'latest'"), "{text}");
-        for bad in ["Staging", "a b", "-x", "", &"x".repeat(65)] {
+        // A label must have a label's shape (SPEC §9): refused locally,
+        // saying what a label is.
+        for bad in ["Staging", "a b", "-x", "", "_x", "stag/ing", &"x".repeat(65)] {
             let err = client.get_prompt_version("greeting").label(bad).await.unwrap_err();
             assert!(matches!(err, Error::Validation(_)), "{bad}: {err:?}");
         }
+        let err = client.get_prompt_version("greeting").label("Staging").await.unwrap_err();
+        assert!(err.to_string().contains("'Staging' is not a label"), "{err}");
         assert!(server.requests().is_empty(), "nothing was sent: {:?}", server.requests());
         // The deprecated name still works.
         #[allow(deprecated)]
         let v = client.get_prompt_version("greeting").version("v_01JD8X3Q7V9W0K2M4N6P8R0T2V").await.unwrap();
         assert_eq!(v.name, "greeting");
+        // Any well-formed label is fetched: production and latest at their
+        // SPEC §5 paths, the others at SPEC §9's /labels/{label}.
+        for label in ["staging", "eu-west_2", "0", &"x".repeat(64)] {
+            client.get_prompt_version("greeting").label(label).await.unwrap();
+        }
+        client.get_prompt_version("greeting").label("latest").await.unwrap();
         let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).filter(|p| !is_auth(p)).collect();
-        assert_eq!(paths, ["/api/v1/prompts/greeting/versions/v_01JD8X3Q7V9W0K2M4N6P8R0T2V"]);
+        let long = format!("/api/v1/prompts/greeting/labels/{}", "x".repeat(64));
+        assert_eq!(
+            paths,
+            [
+                "/api/v1/prompts/greeting/versions/v_01JD8X3Q7V9W0K2M4N6P8R0T2V",
+                "/api/v1/prompts/greeting/labels/staging",
+                "/api/v1/prompts/greeting/labels/eu-west_2",
+                "/api/v1/prompts/greeting/labels/0",
+                &long,
+                "/api/v1/prompts/greeting/latest",
+            ]
+        );
     }
 
     #[tokio::test]
