@@ -5,5 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod faults;
+mod hardening;
 mod support;
 mod unit;
+mod watch;

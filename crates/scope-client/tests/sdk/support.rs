@@ -73,6 +73,11 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A body as is (an event stream, a huge body…).
+    pub fn text(status: u16, content_type: &str, body: String) -> Self {
+        Self { status, headers: vec![("content-type".to_owned(), content_type.to_owned())], body, delay: None }
+    }
+
     pub fn json(status: u16, body: Value) -> Self {
         Self { status, headers: vec![], body: body.to_string(), delay: None }
     }
@@ -220,9 +225,10 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     if let Some(d) = reply.delay {
         tokio::time::sleep(d).await;
     }
-    let mut resp = Response::builder()
-        .status(StatusCode::from_u16(reply.status).unwrap())
-        .header("content-type", "application/json");
+    let mut resp = Response::builder().status(StatusCode::from_u16(reply.status).unwrap());
+    if !reply.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+        resp = resp.header("content-type", "application/json");
+    }
     for (k, v) in &reply.headers {
         resp = resp.header(k.as_str(), v.as_str());
     }
