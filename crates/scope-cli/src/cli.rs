@@ -44,9 +44,17 @@ struct Cli {
     #[arg(long, global = true, env = "SCOPE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 
-    /// Encrypts signing keys at rest (any string; keep it safe).
-    #[arg(long, global = true, env = "SCOPE_MASTER_KEY", hide_env_values = true)]
+    /// Deprecated: a key on the command line is visible to every user of
+    /// the machine (`ps`). Use SCOPE_MASTER_KEY_FILE or SCOPE_MASTER_KEY.
+    #[arg(long, global = true, hide = true)]
     master_key: Option<String>,
+
+    /// File holding the master key that encrypts signing keys at rest (at
+    /// least 32 random characters; one trailing newline is ignored; keep the
+    /// file readable by its owner only). SCOPE_MASTER_KEY may hold the key
+    /// itself instead.
+    #[arg(long, global = true, env = "SCOPE_MASTER_KEY_FILE", value_name = "PATH")]
+    master_key_file: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -202,6 +210,19 @@ struct ServeArgs {
     /// Failed sign-ins per account, and per client address, per minute before 429.
     #[arg(long, env = "SCOPE_SIGN_IN_FAILURE_LIMIT", default_value = "10", value_parser = parse_sign_in_limit)]
     sign_in_failure_limit: u32,
+    /// Largest prompt content (a version's template text) in bytes; larger
+    /// gets 413. At most the request body limit is useful.
+    #[arg(long, env = "SCOPE_MAX_PROMPT_BYTES", default_value = "262144", value_parser = parse_prompt_bytes)]
+    max_prompt_bytes: usize,
+    /// Most prompts per organization (more get 409).
+    #[arg(long, env = "SCOPE_MAX_PROMPTS_PER_ORG", default_value = "10000", value_parser = parse_quota)]
+    max_prompts_per_org: u64,
+    /// Most versions per prompt (more get 409).
+    #[arg(long, env = "SCOPE_MAX_VERSIONS_PER_PROMPT", default_value = "5000", value_parser = parse_quota)]
+    max_versions_per_prompt: u64,
+    /// Most active API keys per organization (more get 409).
+    #[arg(long, env = "SCOPE_MAX_KEYS_PER_ORG", default_value = "1000", value_parser = parse_quota)]
+    max_keys_per_org: u64,
     /// Hours the event log keeps events for `GET /api/v1/events` resumes.
     #[arg(long, env = "SCOPE_EVENT_RETENTION_HOURS", default_value = "168", value_parser = parse_event_retention)]
     event_retention_hours: u64,
@@ -268,6 +289,22 @@ fn parse_max_connections(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
         _ => Err("a connection or request cap is a whole number between 1 and 1000000".into()),
+    }
+}
+
+fn parse_prompt_bytes(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1024..=64 * 1024 * 1024).contains(&n) => Ok(n),
+        _ => Err("SCOPE_MAX_PROMPT_BYTES must be a whole number of bytes between 1024 and 67108864".into()),
+    }
+}
+
+fn parse_quota(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=100_000_000).contains(&n) => Ok(n),
+        _ => Err("SCOPE_MAX_PROMPTS_PER_ORG, SCOPE_MAX_VERSIONS_PER_PROMPT and SCOPE_MAX_KEYS_PER_ORG must be \
+                  whole numbers between 1 and 100000000"
+            .into()),
     }
 }
 
@@ -474,15 +511,77 @@ fn app_err(e: AppError) -> anyhow::Error {
     )
 }
 
-fn config(cli: &Cli) -> ServerConfig {
+/// The master key from wherever it was given: SCOPE_MASTER_KEY, the file
+/// named by --master-key-file / SCOPE_MASTER_KEY_FILE, or the deprecated
+/// --master-key flag; at most one of them. A weak key fails the start.
+fn master_key(cli: &Cli) -> anyhow::Result<Option<SecretString>> {
+    let from_env = match std::env::var("SCOPE_MASTER_KEY") {
+        Ok(k) => Some(k),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => return Err(anyhow!("SCOPE_MASTER_KEY is not valid UTF-8")),
+    };
+    let given = [cli.master_key.is_some(), from_env.is_some(), cli.master_key_file.is_some()];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(anyhow!(
+            "the master key is given more than once: set only one of SCOPE_MASTER_KEY, SCOPE_MASTER_KEY_FILE \
+             (--master-key-file) and --master-key"
+        ));
+    }
+    let (key, source) = if let Some(k) = &cli.master_key {
+        let warning = "--master-key is deprecated: the key is visible to every user of this machine in the \
+                       process list; use SCOPE_MASTER_KEY_FILE (or SCOPE_MASTER_KEY) instead";
+        tracing::warn!("{warning}");
+        eprintln!("WARNING: {warning}");
+        (k.clone(), "--master-key")
+    } else if let Some(k) = from_env {
+        (k, "SCOPE_MASTER_KEY")
+    } else if let Some(path) = &cli.master_key_file {
+        (read_master_key_file(path)?, "SCOPE_MASTER_KEY_FILE")
+    } else {
+        return Ok(None);
+    };
+    scope_server::runtime::signing::validate_master_key(&key).map_err(|e| anyhow!("{source}: {e}"))?;
+    Ok(Some(SecretString::from(key)))
+}
+
+/// Reads a master-key file: its text less one trailing newline. Warns when
+/// others than its owner may read it.
+fn read_master_key_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let shown = path.display();
+    let bytes = std::fs::read(path).with_context(|| format!("SCOPE_MASTER_KEY_FILE: cannot read {shown}"))?;
+    let mut text =
+        String::from_utf8(bytes).map_err(|_| anyhow!("SCOPE_MASTER_KEY_FILE: {shown} is not UTF-8 text"))?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        if mode & 0o077 != 0 {
+            let warning = format!(
+                "the master key file {shown} is readable by others than its owner (mode {mode:o}); \
+                 make it 0600 (chmod 600) or 0400"
+            );
+            tracing::warn!("{warning}");
+            eprintln!("WARNING: {warning}");
+        }
+    }
+    Ok(text)
+}
+
+fn config(cli: &Cli) -> anyhow::Result<ServerConfig> {
     let mut c = ServerConfig::new(database_url(cli));
-    c.master_key = cli.master_key.clone().map(SecretString::from);
+    c.master_key = master_key(cli)?;
     c.store = scope_store::OpenOptions {
         max_connections: cli.db_pool_size,
         connect_timeout: Duration::from_millis(cli.db_connect_timeout_ms),
         statement_timeout: Duration::from_millis(cli.db_statement_timeout_ms),
     };
-    c
+    Ok(c)
 }
 
 /// Opens the configured database (applying migrations).
@@ -491,7 +590,7 @@ async fn open_store(c: &ServerConfig) -> anyhow::Result<std::sync::Arc<dyn scope
 }
 
 async fn open_app(cli: &Cli) -> anyhow::Result<App> {
-    let c = config(cli);
+    let c = config(cli)?;
     let store = open_store(&c).await?;
     App::start(store, c).await.map_err(app_err)
 }
@@ -504,7 +603,7 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Serve(args) => {
-            let mut c = config(&cli);
+            let mut c = config(&cli)?;
             c.listen = args.listen.clone();
             c.token_ttl = Duration::from_secs(args.token_ttl);
             c.public_url = args.public_url.clone();
@@ -513,6 +612,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.session_idle_timeout = Duration::from_secs(args.session_idle_secs);
             c.session_max_age = Duration::from_secs(args.session_max_age_secs);
             c.sign_in_failure_limit = args.sign_in_failure_limit;
+            c.max_prompt_bytes = args.max_prompt_bytes;
+            c.max_prompts_per_org = args.max_prompts_per_org;
+            c.max_versions_per_prompt = args.max_versions_per_prompt;
+            c.max_keys_per_org = args.max_keys_per_org;
             c.event_retention = Duration::from_secs(args.event_retention_hours * 3600);
             c.event_heartbeat = Duration::from_secs(args.event_heartbeat_secs);
             c.max_event_streams = args.max_event_streams;
@@ -528,29 +631,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             scope_server::serve(c, shutdown_signal()).await.map_err(app_err)
         }
         Command::Init { org_name, admin_email, json } => {
-            let c = config(&cli);
+            let c = config(&cli)?;
             let store = open_store(&c).await?;
             let org = bootstrap::init(store.as_ref(), org_name, admin_email).await.map_err(app_err)?;
             print_org(&org, *json)
         }
         Command::Org(OrgCommand::Create { name, admin_email, json }) => {
-            let c = config(&cli);
+            let c = config(&cli)?;
             let store = open_store(&c).await?;
             let org = bootstrap::create_org(store.as_ref(), name, admin_email).await.map_err(app_err)?;
             print_org(&org, *json)
         }
         Command::Keys(cmd) => keys(&cli, cmd).await,
         Command::Export { output } => {
-            let store = open_store(&config(&cli)).await?;
+            let store = open_store(&config(&cli)?).await?;
             crate::transfer::export(store.as_ref(), output.as_deref()).await
         }
         Command::Import { input } => {
-            let store = open_store(&config(&cli)).await?;
+            let store = open_store(&config(&cli)?).await?;
             crate::transfer::import(store.as_ref(), input.as_deref()).await
         }
         Command::Prompt(cmd) => prompt(cmd).await,
         Command::SigningKeys(SigningKeysCommand::Rotate) => {
-            let c = config(&cli);
+            let c = config(&cli)?;
             let store = open_store(&c).await?;
             let kid =
                 scope_server::runtime::signing::rotate(store.as_ref(), c.master_key.as_ref()).await.map_err(app_err)?;

@@ -51,6 +51,17 @@ pub struct ServerConfig {
     /// Failed sign-ins allowed per account, and per client address, per
     /// minute before answering 429.
     pub sign_in_failure_limit: u32,
+    /// Largest prompt content (the template text of a version, also one
+    /// made by `copy_from`) in bytes: larger is `413 payload_too_large`.
+    /// Separate from `max_body_bytes`, which bounds every request.
+    pub max_prompt_bytes: usize,
+    /// Most prompts an organization may have (`409 conflict` past it).
+    pub max_prompts_per_org: u64,
+    /// Most versions a prompt may have (`409 conflict` past it).
+    pub max_versions_per_prompt: u64,
+    /// Most active (not revoked, not expired) API keys an organization may
+    /// have (`409 conflict` past it; a rotation's successor is exempt).
+    pub max_keys_per_org: u64,
     /// Audiences (`aud`) a client may ask tokens for with OAuth `resource`
     /// or `audience`, besides the Scope API itself (the issuer): the
     /// services behind a gateway that validates Scope tokens. The same for
@@ -105,6 +116,10 @@ impl ServerConfig {
             session_idle_timeout: Duration::from_secs(3600),
             session_max_age: Duration::from_secs(12 * 3600),
             sign_in_failure_limit: 10,
+            max_prompt_bytes: 256 * 1024,
+            max_prompts_per_org: 10_000,
+            max_versions_per_prompt: 5_000,
+            max_keys_per_org: 1_000,
             token_audiences: Vec::new(),
             trusted_proxies: crate::net::TrustedProxies::default(),
             auth_key_failure_limit: 10,

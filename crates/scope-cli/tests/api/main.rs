@@ -16,6 +16,7 @@ mod errors;
 mod events;
 mod harness;
 mod labels;
+mod limits;
 mod meta;
 mod metrics;
 mod oauth;

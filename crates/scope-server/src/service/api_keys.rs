@@ -87,6 +87,14 @@ pub async fn create(app: &App, p: &Principal, req: NewKey) -> Result<CreatedKey,
     p.require(Role::Admin)?;
     check_role_ceiling(p, req.role.unwrap_or_default())?;
     let created = new_key_row(p.org, p.actor.id(), &req, now_ms())?;
+    let max = app.config.max_keys_per_org;
+    if app.store.count_active_api_keys(p.org, now_ms()).await? >= max {
+        return Err(DomainError::conflict(format!(
+            "quota reached: at most {max} active API keys per organization (SCOPE_MAX_KEYS_PER_ORG); revoke \
+             unused keys first; nothing was created"
+        ))
+        .into());
+    }
     let ev = audit::event(
         p,
         "api_key.created",

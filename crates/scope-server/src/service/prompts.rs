@@ -21,6 +21,77 @@ use crate::views::VersionView;
 
 pub const MAX_TAGS: usize = 50;
 pub const MAX_DESCRIPTION: usize = 10_000;
+/// Longest accepted `?q=` search text, in characters.
+pub const MAX_QUERY_CHARS: usize = 200;
+/// A list page stops early, before its `limit`, once its rows' JSON passes
+/// this many bytes; `next_cursor` then points past the last row returned, so
+/// the shape is unchanged and a client paging on reads everything.
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Refuses prompt content over the configured limit (`413`), whatever the
+/// request body limit.
+fn check_content(app: &App, content: &str) -> Result<(), AppError> {
+    let max = app.config.max_prompt_bytes;
+    if content.len() > max {
+        return Err(DomainError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("prompt content is {} bytes; the limit is {max} bytes (SCOPE_MAX_PROMPT_BYTES)", content.len()),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// How many bytes `s` takes as a JSON string (serde_json's escaping:
+/// quotes, backslashes and control characters), without building it.
+fn json_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
+/// Room for a row's fixed fields (ids, numbers, timestamps, keys).
+const ROW_OVERHEAD: usize = 512;
+
+fn version_json_len(v: &VersionRow) -> usize {
+    ROW_OVERHEAD
+        + json_len(&v.content)
+        + json_len(&v.name)
+        + v.metadata.to_string().len()
+        + v.variables.iter().chain(&v.tags).chain(&v.labels).map(|t| json_len(t) + 1).sum::<usize>()
+}
+
+fn prompt_json_len(s: &PromptSummary) -> usize {
+    ROW_OVERHEAD
+        + json_len(&s.prompt.name)
+        + json_len(&s.prompt.description)
+        + s.prompt.tags.iter().map(|t| json_len(t) + 1).sum::<usize>()
+}
+
+/// Ends `page` early once its rows pass [`MAX_PAGE_BYTES`] (always keeping
+/// the first row, so paging makes progress), pointing the cursor past the
+/// last row kept.
+fn bound_bytes<T>(mut page: Page<T>, size_of: impl Fn(&T) -> usize, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+    let mut total = 0usize;
+    let keep = page.data.iter().position(|row| {
+        total = total.saturating_add(size_of(row));
+        total > MAX_PAGE_BYTES
+    });
+    if let Some(keep) = keep.map(|k| k.max(1)).filter(|k| *k < page.data.len()) {
+        page.data.truncate(keep);
+        page.next_cursor = page.data.last().map(cursor_of);
+    }
+    page
+}
+
+fn quota_reached(what: &str, max: u64, setting: &str) -> AppError {
+    DomainError::conflict(format!("quota reached: at most {max} {what} ({setting}); nothing was created")).into()
+}
 
 pub fn validate_tags(tags: &[String]) -> Result<Vec<String>, AppError> {
     if tags.len() > MAX_TAGS {
@@ -176,6 +247,7 @@ pub async fn serve(app: &App, p: &Principal, name: &str, ask: Ask<'_>) -> Result
 pub async fn create(app: &App, p: &Principal, req: NewPrompt) -> Result<(PromptSummary, VersionRow), AppError> {
     p.require(Role::Editor)?;
     validate_prompt_name(&req.name)?;
+    check_content(app, &req.content)?;
     let description = req.description.unwrap_or_default();
     validate_description(&description)?;
     let tags = validate_tags(&req.tags.unwrap_or_default())?;
@@ -183,6 +255,10 @@ pub async fn create(app: &App, p: &Principal, req: NewPrompt) -> Result<(PromptS
     validate_prompt_type(&prompt_type)?;
     let metadata = req.metadata.unwrap_or_else(|| json!({}));
     validate_metadata(&metadata)?;
+    let max = app.config.max_prompts_per_org;
+    if app.store.count_prompts(p.org).await? >= max {
+        return Err(quota_reached("prompts per organization", max, "SCOPE_MAX_PROMPTS_PER_ORG"));
+    }
     let now = now_ms();
     let prompt = PromptRow {
         prompt_id: PromptId::generate(),
@@ -229,9 +305,13 @@ pub async fn list(
     page: scope_store::PageQuery,
 ) -> Result<Page<PromptSummary>, AppError> {
     p.require(Role::Viewer)?;
+    if q.as_deref().is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
+        return Err(DomainError::bad_request(format!("q must be at most {MAX_QUERY_CHARS} characters")).into());
+    }
     let query = PromptListQuery { page: page.clone(), tag, q };
     let rows = app.store.list_prompts(p.org, &query).await?;
-    Ok(Page::from_rows(rows, &page, |s: &PromptSummary| s.prompt.prompt_id.to_string()))
+    let cursor_of = |s: &PromptSummary| s.prompt.prompt_id.to_string();
+    Ok(bound_bytes(Page::from_rows(rows, &page, cursor_of), prompt_json_len, cursor_of))
 }
 
 pub async fn get(app: &App, p: &Principal, name: &str) -> Result<PromptSummary, AppError> {
@@ -270,6 +350,9 @@ pub struct NewVersionReq {
 
 pub async fn create_version(app: &App, p: &Principal, name: &str, req: NewVersionReq) -> Result<VersionRow, AppError> {
     p.require(Role::Editor)?;
+    if let Some(c) = &req.content {
+        check_content(app, c)?;
+    }
     if let Some(t) = &req.prompt_type {
         validate_prompt_type(t)?;
     }
@@ -281,6 +364,19 @@ pub async fn create_version(app: &App, p: &Principal, name: &str, req: NewVersio
         None => None,
     };
     let prompt = find(app, p, name).await?;
+    let max = app.config.max_versions_per_prompt;
+    // Numbers are never reused and versions never deleted: the highest
+    // number is how many the prompt has had.
+    if prompt.latest_version.is_some_and(|n| u64::try_from(n).unwrap_or(0) >= max) {
+        return Err(quota_reached("versions per prompt", max, "SCOPE_MAX_VERSIONS_PER_PROMPT"));
+    }
+    if let (Some(source), None) = (copy_from, &req.content) {
+        // The copy is held to the limit too (it may have been lowered since
+        // the source was written).
+        let source =
+            app.store.get_version(p.org, prompt.prompt.prompt_id, source).await.not_found_as("copy_from version")?;
+        check_content(app, &source.content)?;
+    }
     let vid = VersionId::generate();
     let new = NewVersion {
         version_id: vid,
@@ -306,6 +402,9 @@ pub async fn update_draft(
     patch: DraftPatch,
 ) -> Result<VersionRow, AppError> {
     p.require(Role::Editor)?;
+    if let Some(c) = &patch.content {
+        check_content(app, c)?;
+    }
     if let Some(t) = &patch.prompt_type {
         validate_prompt_type(t)?;
     }
@@ -390,7 +489,8 @@ pub async fn list_versions(
     let prompt = find(app, p, name).await?;
     let query = VersionListQuery { page: page.clone(), include_archived };
     let rows = app.store.list_versions(p.org, prompt.prompt.prompt_id, &query).await?;
-    Ok(Page::from_rows(rows, &page, |v: &VersionRow| v.version.to_string()))
+    let cursor_of = |v: &VersionRow| v.version.to_string();
+    Ok(bound_bytes(Page::from_rows(rows, &page, cursor_of), version_json_len, cursor_of))
 }
 
 pub async fn promotions(

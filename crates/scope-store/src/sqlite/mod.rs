@@ -83,12 +83,7 @@ impl SqliteStore {
 
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         if !in_memory {
-            if let Some(parent) = options.get_filename().parent() {
-                if parent != Path::new("") && !parent.exists() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| StoreError::Internal(format!("cannot create the database directory: {e}")))?;
-                }
-            }
+            create_private(options.get_filename())?;
         }
 
         let mut write_opts = SqlitePoolOptions::new().max_connections(1).min_connections(if in_memory { 1 } else { 0 });
@@ -124,6 +119,59 @@ impl SqliteStore {
     async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
         self.write.begin_with(BEGIN_WRITE).await.db()
     }
+}
+
+/// Creates the database's directory (mode 0700) and the database file (mode
+/// 0600) where they are missing, so that signing keys, key digests and
+/// password hashes are never readable by other users of the machine.
+/// SQLite creates its `-wal` and `-shm` files with the database file's mode.
+/// Existing ones are left as they are, with a warning when others may read
+/// them.
+fn create_private(file: &Path) -> StoreResult<()> {
+    let cannot =
+        |what: &str, e: std::io::Error| StoreError::Internal(format!("cannot create the database {what}: {e}"));
+    if let Some(parent) = file.parent().filter(|p| *p != Path::new("")) {
+        if !parent.exists() {
+            let mut dir = std::fs::DirBuilder::new();
+            dir.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+            dir.create(parent).map_err(|e| cannot("directory", e))?;
+        }
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            warn_if_shared(file);
+            Ok(())
+        }
+        Err(e) => Err(cannot("file", e)),
+    }
+}
+
+/// Warns when users other than the owner may read or write the database
+/// file (created before this version, or by hand).
+fn warn_if_shared(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(mode) = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777) {
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = %format!("{mode:o}"),
+                    "the database file is accessible to other users of this machine; restrict it to its owner \
+                     (chmod 600, and the same for its -wal and -shm files)"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 // ---- errors -------------------------------------------------------------------------
@@ -241,6 +289,16 @@ impl Store for SqliteStore {
 
     async fn create_org(&self, org: &OrgRow, admin: &UserRow, key: &ApiKeyRow, audit: &[AuditRow]) -> StoreResult<()> {
         users::create_org(self, org, admin, key, audit).await
+    }
+
+    async fn bootstrap_org(
+        &self,
+        org: &OrgRow,
+        admin: &UserRow,
+        key: &ApiKeyRow,
+        audit: &[AuditRow],
+    ) -> StoreResult<bool> {
+        users::bootstrap_org(self, org, admin, key, audit).await
     }
 
     async fn get_org(&self, org: OrgId) -> StoreResult<OrgRow> {
