@@ -11,13 +11,13 @@
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod listener;
 pub mod net;
 pub mod runtime;
 pub mod service;
 pub mod views;
 pub mod web;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use config::ServerConfig;
@@ -51,10 +51,8 @@ pub async fn serve(
         shutdown.await;
         streams.events.close();
     };
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    // Timeouts, connection and request caps: `listener`.
+    listener::serve(listener, router, listener::Limits::of(&app.config), shutdown).await;
     app.shutdown().await;
     Ok(())
 }

@@ -3,7 +3,12 @@
 //! idle and request timeouts, connection and request caps. Slow clients are
 //! raw TCP streams, so every byte on the wire is the test's choice.
 
+use std::time::Duration;
+
+use reqwest::Method;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::harness::{sibling_id, Resp, TestServer};
 
@@ -162,4 +167,190 @@ async fn console_sign_in_limits_and_audit_name_the_forwarded_client() {
         .collect();
     assert!(!clients.is_empty(), "{}", events.body);
     assert!(clients.iter().all(|c| c == "198.51.100.7"), "{clients:?}");
+}
+
+// ---- connections: timeouts and caps -------------------------------------------------------
+
+/// Longest any test here waits for something that must happen: well past the
+/// (shortened) limit under test, well short of the defaults that would also
+/// end the connection (10 s header read, 30 s request and body).
+const SOON: Duration = Duration::from_secs(6);
+
+async fn connect(server: &TestServer) -> TcpStream {
+    TcpStream::connect(server.base.trim_start_matches("http://")).await.expect("connect")
+}
+
+/// Reads until the peer closes the connection (`Some(bytes)`), or `None`
+/// if it is still open after `limit`.
+async fn read_until_closed(conn: &mut TcpStream, limit: Duration) -> Option<String> {
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(limit, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    closed.ok().map(|()| String::from_utf8_lossy(&got).into_owned())
+}
+
+/// Reads one response (headers and a `Content-Length` body) from a
+/// keep-alive connection: `(status line, whole text)`, or `None` if none
+/// comes within `limit`.
+async fn read_response(conn: &mut TcpStream, limit: Duration) -> Option<(String, String)> {
+    let mut got = Vec::new();
+    tokio::time::timeout(limit, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&got).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                if got.len() >= end + 4 + length {
+                    let status = text.lines().next().unwrap_or_default().to_owned();
+                    return Some((status, text));
+                }
+            }
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+fn healthz_request(server: &TestServer) -> String {
+    format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", server.base.trim_start_matches("http://"))
+}
+
+/// The head of a token exchange that promises a body of `len` bytes.
+fn slow_post_head(server: &TestServer, len: usize) -> String {
+    format!(
+        "POST /v1/auth/sdk-token HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n",
+        server.base.trim_start_matches("http://")
+    )
+}
+
+#[tokio::test]
+async fn a_client_that_stalls_in_its_headers_is_disconnected() {
+    let server = TestServer::builder().env("SCOPE_HEADER_READ_TIMEOUT_SECS", "1").start().await;
+    let mut conn = connect(&server).await;
+    let host = server.base.trim_start_matches("http://").to_owned();
+    conn.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Slow: ").as_bytes()).await.expect("send");
+    let answer = read_until_closed(&mut conn, SOON).await.expect("the server closes a connection whose headers stall");
+    assert!(!answer.starts_with("HTTP/1.1 2"), "no answer to half a request: {answer}");
+    // The server itself is fine.
+    reqwest::get(server.url("/healthz")).await.expect("healthz").error_for_status().expect("200");
+}
+
+#[tokio::test]
+async fn a_slow_request_body_is_cut() {
+    let server = TestServer::builder().env("SCOPE_BODY_READ_TIMEOUT_SECS", "1").start().await;
+    let mut conn = connect(&server).await;
+    conn.write_all(slow_post_head(&server, 200).as_bytes()).await.expect("send head");
+    conn.write_all(b"{\"account_id\": ").await.expect("send some body");
+    let answer = read_until_closed(&mut conn, SOON).await.expect("a stalled body ends the request and the connection");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("\"code\":\"bad_request\""), "the SPEC error body: {answer}");
+}
+
+#[tokio::test]
+async fn a_request_past_the_request_timeout_gets_503_with_retry_after() {
+    // The handler waits for a body that does not come (the body timeout is
+    // the default 30 s): the request timeout answers first.
+    let server = TestServer::builder().env("SCOPE_REQUEST_TIMEOUT_SECS", "1").start().await;
+    let mut conn = connect(&server).await;
+    conn.write_all(slow_post_head(&server, 200).as_bytes()).await.expect("send head");
+    let (status, text) = read_response(&mut conn, SOON).await.expect("an answer past the request timeout");
+    assert!(status.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.to_ascii_lowercase().contains("retry-after: 1"), "{text}");
+    assert!(text.contains("\"code\":\"internal\""), "the SPEC error body: {text}");
+    // Ordinary requests are not affected.
+    reqwest::get(server.url("/healthz")).await.expect("healthz").error_for_status().expect("200");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let server = TestServer::builder().env("SCOPE_IDLE_TIMEOUT_SECS", "1").start().await;
+    let mut conn = connect(&server).await;
+    conn.write_all(healthz_request(&server).as_bytes()).await.expect("send");
+    let (status, text) = read_response(&mut conn, SOON).await.expect("an answer");
+    assert!(status.starts_with("HTTP/1.1 200"), "{text}");
+    // Kept alive, then idle: closed long before the 10 s header timeout.
+    let rest = read_until_closed(&mut conn, SOON).await.expect("the idle connection is closed");
+    assert!(rest.is_empty(), "nothing more is sent: {rest}");
+}
+
+#[tokio::test]
+async fn event_streams_outlive_the_request_and_idle_timeouts() {
+    let server = TestServer::builder()
+        .env("SCOPE_REQUEST_TIMEOUT_SECS", "1")
+        .env("SCOPE_IDLE_TIMEOUT_SECS", "2")
+        .env("SCOPE_EVENT_HEARTBEAT_SECS", "1")
+        .start()
+        .await;
+    let admin = server.admin().await;
+    let mut stream = admin.request(Method::GET, "/api/v1/events").send().await.expect("open the stream");
+    assert_eq!(stream.status(), 200);
+    // Past both timeouts, then a change: the stream still carries it.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    admin.create_prompt("after-the-timeouts", "Hi").await;
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + SOON;
+    while !seen.contains("after-the-timeouts") {
+        match tokio::time::timeout_at(deadline, stream.chunk()).await {
+            Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!("the stream ended or stalled ({other:?}); got: {seen}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_connection_cap_holds() {
+    let server = TestServer::builder().env("SCOPE_MAX_CONNECTIONS", "2").start().await;
+    let mut first = connect(&server).await;
+    let mut second = connect(&server).await;
+    for conn in [&mut first, &mut second] {
+        conn.write_all(healthz_request(&server).as_bytes()).await.expect("send");
+        let (status, _) = read_response(conn, SOON).await.expect("served");
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    }
+    // A third connection is left waiting while two are open...
+    let mut third = connect(&server).await;
+    third.write_all(healthz_request(&server).as_bytes()).await.expect("send");
+    assert!(read_response(&mut third, Duration::from_millis(700)).await.is_none(), "a third connection is not served");
+    // ...and served as soon as one of them closes.
+    drop(first);
+    let (status, _) = read_response(&mut third, SOON).await.expect("served once a slot is free");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+}
+
+#[tokio::test]
+async fn requests_past_the_concurrency_cap_get_503_with_retry_after() {
+    let server = TestServer::builder().env("SCOPE_MAX_CONCURRENT_REQUESTS", "1").start().await;
+    // One request in flight, its handler waiting for the rest of its body.
+    let mut slow = connect(&server).await;
+    let body = json!({"account_id": "org_x", "key_id": "key_x", "key_secret": "secret_x"}).to_string();
+    let (half, rest) = body.split_at(10);
+    slow.write_all(slow_post_head(&server, body.len()).as_bytes()).await.expect("send head");
+    slow.write_all(half.as_bytes()).await.expect("send half");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = Resp::from(server.http.get(server.url("/healthz")).header("X-Request-ID", "busy-1")).await;
+    r.assert_error(503, "internal");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.header("x-request-id"), Some("busy-1"));
+    // Once it is done, requests are served again.
+    slow.write_all(rest.as_bytes()).await.expect("send the rest");
+    let (status, text) = read_response(&mut slow, SOON).await.expect("the slow request is answered");
+    assert!(status.starts_with("HTTP/1.1 401") || status.starts_with("HTTP/1.1 400"), "{text}");
+    Resp::from(server.http.get(server.url("/healthz"))).await.assert_status(200);
 }
