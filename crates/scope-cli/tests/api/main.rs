@@ -11,6 +11,7 @@ mod auth;
 mod browser;
 mod cli;
 mod console;
+mod crash;
 mod edge;
 mod errors;
 mod events;
