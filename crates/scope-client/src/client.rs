@@ -753,7 +753,7 @@ impl Client {
     /// outside a runtime, or whose runtime went away).
     fn ensure_watch(&self) {
         if let Some(watch) = &self.inner.watch {
-            if watch.state() == WatchState::NotStarted {
+            if watch.not_started() {
                 if let Ok(handle) = tokio::runtime::Handle::try_current() {
                     self.start_watch_on(&handle);
                 }

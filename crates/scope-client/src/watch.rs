@@ -148,6 +148,11 @@ impl Watch {
         }
     }
 
+    /// Whether the task has yet to start (one atomic load: on every call).
+    pub(crate) fn not_started(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == NOT_STARTED
+    }
+
     /// Claim the right to start the task (false: running or stopped).
     pub(crate) fn claim_start(&self) -> bool {
         self.state.load(Ordering::Relaxed) == NOT_STARTED
