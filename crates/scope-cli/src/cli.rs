@@ -265,6 +265,33 @@ struct ServeArgs {
     /// Requests handled at once (event streams excepted); more get 503.
     #[arg(long, env = "SCOPE_MAX_CONCURRENT_REQUESTS", default_value = "4096", value_parser = parse_max_connections)]
     max_concurrent_requests: usize,
+    /// Most bytes of prompt answers kept in memory (the cache of
+    /// /production, /latest and label fetches).
+    #[arg(long, env = "SCOPE_PROMPT_CACHE_MAX_BYTES", default_value = "67108864", value_parser = parse_cache_bytes)]
+    prompt_cache_max_bytes: usize,
+    /// Prompt answers larger than this many bytes are never cached.
+    #[arg(long, env = "SCOPE_PROMPT_CACHE_MAX_ENTRY_BYTES", default_value = "1048576", value_parser = parse_cache_bytes)]
+    prompt_cache_max_entry_bytes: usize,
+    /// Hours until the admin API key printed on the first start expires
+    /// (0: it never expires).
+    #[arg(long, env = "SCOPE_BOOTSTRAP_KEY_TTL_HOURS", default_value = "24", value_parser = parse_bootstrap_ttl)]
+    bootstrap_key_ttl_hours: u64,
+}
+
+fn parse_cache_bytes(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1024..=1 << 40).contains(&n) => Ok(n),
+        _ => Err("SCOPE_PROMPT_CACHE_MAX_BYTES and SCOPE_PROMPT_CACHE_MAX_ENTRY_BYTES must be a whole number of \
+                  bytes, at least 1024"
+            .into()),
+    }
+}
+
+fn parse_bootstrap_ttl(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if n <= 8760 => Ok(n),
+        _ => Err("SCOPE_BOOTSTRAP_KEY_TTL_HOURS must be a whole number of hours from 0 (never expires) to 8760".into()),
+    }
 }
 
 fn parse_trusted_proxy(s: &str) -> Result<scope_server::net::Cidr, String> {
@@ -289,22 +316,6 @@ fn parse_max_connections(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
         _ => Err("a connection or request cap is a whole number between 1 and 1000000".into()),
-    }
-}
-
-fn parse_prompt_bytes(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if (1024..=64 * 1024 * 1024).contains(&n) => Ok(n),
-        _ => Err("SCOPE_MAX_PROMPT_BYTES must be a whole number of bytes between 1024 and 67108864".into()),
-    }
-}
-
-fn parse_quota(s: &str) -> Result<u64, String> {
-    match s.trim().parse::<u64>() {
-        Ok(n) if (1..=100_000_000).contains(&n) => Ok(n),
-        _ => Err("SCOPE_MAX_PROMPTS_PER_ORG, SCOPE_MAX_VERSIONS_PER_PROMPT and SCOPE_MAX_KEYS_PER_ORG must be \
-                  whole numbers between 1 and 100000000"
-            .into()),
     }
 }
 
@@ -628,6 +639,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.body_read_timeout = Duration::from_secs(args.body_read_timeout_secs);
             c.max_connections = args.max_connections;
             c.max_concurrent_requests = args.max_concurrent_requests;
+            c.prompt_cache_max_bytes = args.prompt_cache_max_bytes;
+            c.prompt_cache_max_entry_bytes = args.prompt_cache_max_entry_bytes;
+            c.bootstrap_key_ttl =
+                (args.bootstrap_key_ttl_hours > 0).then(|| Duration::from_secs(args.bootstrap_key_ttl_hours * 3600));
             scope_server::serve(c, shutdown_signal()).await.map_err(app_err)
         }
         Command::Init { org_name, admin_email, json } => {

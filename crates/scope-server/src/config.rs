@@ -30,6 +30,14 @@ pub struct ServerConfig {
     /// change was made by another process (changes made by this process
     /// invalidate at once). Zero disables the cache.
     pub prompt_cache_ttl: Duration,
+    /// Most bytes the prompt cache holds (bodies plus a small overhead per
+    /// entry); an insert past it empties the cache.
+    pub prompt_cache_max_bytes: usize,
+    /// Bodies larger than this are served from the database, never cached.
+    pub prompt_cache_max_entry_bytes: usize,
+    /// Lifetime of the admin API key `scope serve` prints when it bootstraps
+    /// an empty database. `None`: the key never expires.
+    pub bootstrap_key_ttl: Option<Duration>,
     /// Events older than this are pruned from the event log (hourly); a
     /// client resuming `GET /api/v1/events` from before then is told to
     /// resynchronize.
@@ -109,6 +117,9 @@ impl ServerConfig {
             gate_poll_interval: Duration::from_millis(250),
             usage_flush_interval: Duration::from_secs(2),
             prompt_cache_ttl: Duration::from_secs(1),
+            prompt_cache_max_bytes: crate::runtime::prompt_cache::DEFAULT_MAX_BYTES,
+            prompt_cache_max_entry_bytes: crate::runtime::prompt_cache::DEFAULT_MAX_ENTRY_BYTES,
+            bootstrap_key_ttl: Some(Duration::from_secs(24 * 3600)),
             event_retention: Duration::from_secs(7 * 86_400),
             event_poll_interval: Duration::from_millis(500),
             event_heartbeat: Duration::from_secs(15),

@@ -125,6 +125,19 @@ pub trait Store: Send + Sync + 'static {
     /// key, in one transaction.
     async fn create_org(&self, org: &OrgRow, admin: &UserRow, key: &ApiKeyRow, audit: &[AuditRow]) -> StoreResult<()>;
 
+    /// The first organization of an empty database: as
+    /// [`create_org`](Self::create_org), but only when no organization exists, checked
+    /// and inserted atomically. When several processes start at once on one
+    /// empty database, exactly one creates it; the others get `false` and
+    /// nothing is written.
+    async fn bootstrap_org(
+        &self,
+        org: &OrgRow,
+        admin: &UserRow,
+        key: &ApiKeyRow,
+        audit: &[AuditRow],
+    ) -> StoreResult<bool>;
+
     async fn get_org(&self, org: OrgId) -> StoreResult<OrgRow>;
 
     /// Users of `org`, newest first (cursor: the last `usr_` id).

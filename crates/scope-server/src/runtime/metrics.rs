@@ -43,6 +43,8 @@ pub const TOKEN_EXCHANGES: &str = "scope_token_exchanges_total";
 pub const CACHE_REQUESTS: &str = "scope_cache_requests_total";
 pub const REVOCATION_PROPAGATION: &str = "scope_revocation_propagation_seconds";
 pub const REVOKED_KEYS: &str = "scope_revoked_keys";
+pub const PROMPT_CACHE_ENTRIES: &str = "scope_prompt_cache_entries";
+pub const PROMPT_CACHE_BYTES: &str = "scope_prompt_cache_bytes";
 pub const DB_POOL_CONNECTIONS: &str = "scope_db_pool_connections";
 pub const DB_POOL_MAX: &str = "scope_db_pool_max_connections";
 pub const DB_QUERY_DURATION: &str = "scope_db_query_duration_seconds";
@@ -245,6 +247,8 @@ fn describe(r: &PrometheusRecorder) {
     }
     for (name, unit, text) in [
         d(REVOKED_KEYS, None, "Revoked keys in this process's revocation view."),
+        d(PROMPT_CACHE_ENTRIES, None, "Entries in this process's prompt cache, at scrape time."),
+        d(PROMPT_CACHE_BYTES, Some(Unit::Bytes), "Bytes held by this process's prompt cache (bodies and per-entry overhead), at scrape time."),
         d(DB_POOL_CONNECTIONS, None, "Database pool connections by pool and state (idle or in_use), at scrape time."),
         d(DB_POOL_MAX, None, "Most connections each database pool opens."),
         d(BUILD_INFO, None, "Always 1; labels name the version and storage backend."),
@@ -341,6 +345,12 @@ impl Metrics {
         self.revoked_keys.set(revoked_keys as f64);
     }
 
+    /// Sets the prompt cache's size, read from the app being scraped.
+    pub fn set_prompt_cache(&self, entries: usize, bytes: usize) {
+        self.gauge(PROMPT_CACHE_ENTRIES, Vec::new()).set(entries as f64);
+        self.gauge(PROMPT_CACHE_BYTES, Vec::new()).set(bytes as f64);
+    }
+
     /// Everything, in the Prometheus text format.
     pub fn render(&self) -> String {
         self.handle.render()
@@ -399,6 +409,16 @@ impl Store for MeteredStore {
 
     async fn create_org(&self, org: &OrgRow, admin: &UserRow, key: &ApiKeyRow, audit: &[AuditRow]) -> StoreResult<()> {
         timed!("create_org", self.inner.create_org(org, admin, key, audit))
+    }
+
+    async fn bootstrap_org(
+        &self,
+        org: &OrgRow,
+        admin: &UserRow,
+        key: &ApiKeyRow,
+        audit: &[AuditRow],
+    ) -> StoreResult<bool> {
+        timed!("bootstrap_org", self.inner.bootstrap_org(org, admin, key, audit))
     }
 
     async fn get_org(&self, org: OrgId) -> StoreResult<OrgRow> {

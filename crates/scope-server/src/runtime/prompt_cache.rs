@@ -18,6 +18,18 @@
 //!
 //! Look-ups borrow the name and label (no allocation on a hit); the ETag is
 //! computed once, when an entry is made.
+//!
+//! Memory is bounded three ways, because the names come from callers:
+//! - a `pmt_` id is keyed by the id it parses to, never by its spelling (ULID
+//!   text accepts either case and several aliases of each character, so one
+//!   prompt has thousands of spellings that all reach it); a prompt name is
+//!   keyed as sent, which is exactly how the store looks it up, so only names
+//!   that exist ever make an entry;
+//! - by entries and by bytes (bodies plus a per-entry overhead): an insert
+//!   that would pass either bound first empties the cache (cheap, and
+//!   refilled from the database within one request per prompt);
+//! - a body above a size threshold is never cached: it is served from the
+//!   database each time, so one huge prompt cannot fill the byte budget.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -25,7 +37,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::HeaderValue;
 use parking_lot::RwLock;
-use scope_domain::OrgId;
+use scope_domain::{OrgId, PromptId};
 use sha2::{Digest, Sha256};
 
 /// What a caller asked for.
@@ -77,14 +89,80 @@ fn header_text(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// Default bound on the bytes held (bodies plus [`ENTRY_OVERHEAD`] each).
+pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// Default size above which a body is not cached.
+pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1024 * 1024;
+/// What an entry costs besides its body and name: map slots, the entry, the
+/// two header values.
+const ENTRY_OVERHEAD: usize = 160;
+
 struct Entry {
     generation: u64,
     at: Instant,
     served: Served,
+    /// Counted against the byte bound.
+    cost: usize,
 }
 
-/// Entries of one organization and one thing asked, by prompt name or id.
-type Group = HashMap<Box<str>, Entry>;
+/// How the path named the prompt: by its id (keyed canonically, whatever
+/// the spelling) or by its name (keyed as sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subject<'a> {
+    Id(PromptId),
+    Name(&'a str),
+}
+
+impl<'a> Subject<'a> {
+    /// The same rule as the store's look-up: text that parses as a `pmt_` id
+    /// is that id; anything else is a name.
+    fn of(name: &'a str) -> Self {
+        if PromptId::looks_like(name) {
+            if let Ok(id) = name.parse::<PromptId>() {
+                return Subject::Id(id);
+            }
+        }
+        Subject::Name(name)
+    }
+
+    /// Bytes of the key itself (an id is inline).
+    fn key_bytes(&self) -> usize {
+        match self {
+            Subject::Id(_) => 0,
+            Subject::Name(n) => n.len(),
+        }
+    }
+}
+
+/// Entries of one organization and one thing asked, by prompt id or name.
+#[derive(Default)]
+struct Group {
+    by_id: HashMap<PromptId, Entry>,
+    by_name: HashMap<Box<str>, Entry>,
+}
+
+impl Group {
+    fn get(&self, subject: Subject<'_>) -> Option<&Entry> {
+        match subject {
+            Subject::Id(id) => self.by_id.get(&id),
+            Subject::Name(n) => self.by_name.get(n),
+        }
+    }
+
+    fn insert(&mut self, subject: Subject<'_>, entry: Entry) -> Option<Entry> {
+        match subject {
+            Subject::Id(id) => self.by_id.insert(id, entry),
+            Subject::Name(n) => self.by_name.insert(n.into(), entry),
+        }
+    }
+
+    fn remove(&mut self, subject: Subject<'_>) -> Option<Entry> {
+        match subject {
+            Subject::Id(id) => self.by_id.remove(&id),
+            Subject::Name(n) => self.by_name.remove(n),
+        }
+    }
+}
 
 #[derive(Default)]
 struct OrgEntries {
@@ -121,11 +199,15 @@ struct Entries {
     orgs: HashMap<OrgId, OrgEntries>,
     /// Entries held, for the capacity bound.
     len: usize,
+    /// Sum of the entries' costs, for the byte bound.
+    bytes: usize,
 }
 
 pub struct PromptCache {
     ttl: Duration,
     capacity: usize,
+    max_bytes: usize,
+    max_entry_bytes: usize,
     entries: RwLock<Entries>,
     generations: RwLock<HashMap<OrgId, u64>>,
     /// Bumped by [`invalidate_all`](Self::invalidate_all); part of every
@@ -134,14 +216,40 @@ pub struct PromptCache {
 }
 
 impl PromptCache {
+    /// A cache of at most `capacity` entries, with the default byte bounds
+    /// ([`with_byte_limits`](Self::with_byte_limits) to change them).
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
             ttl,
             capacity,
+            max_bytes: DEFAULT_MAX_BYTES,
+            max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
             entries: RwLock::new(Entries::default()),
             generations: RwLock::new(HashMap::new()),
             epoch: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Bounds the bytes held (`max_bytes`) and the largest body cached
+    /// (`max_entry_bytes`; larger ones are served uncached).
+    pub fn with_byte_limits(mut self, max_bytes: usize, max_entry_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self.max_entry_bytes = max_entry_bytes;
+        self
+    }
+
+    /// Entries held (`scope_prompt_cache_entries`).
+    pub fn len(&self) -> usize {
+        self.entries.read().len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held, bodies plus overhead (`scope_prompt_cache_bytes`).
+    pub fn bytes(&self) -> usize {
+        self.entries.read().bytes
     }
 
     /// Both parts only grow, so their sum changes whenever either does.
@@ -171,7 +279,7 @@ impl PromptCache {
         }
         let generation = self.generation(&org);
         let entries = self.entries.read();
-        let e = entries.orgs.get(&org)?.group(label)?.get(name)?;
+        let e = entries.orgs.get(&org)?.group(label)?.get(Subject::of(name))?;
         (e.generation == generation && e.at.elapsed() < self.ttl).then(|| e.served.clone())
     }
 
@@ -179,14 +287,32 @@ impl PromptCache {
         if self.ttl.is_zero() {
             return;
         }
+        let subject = Subject::of(name);
+        let cost = served.body.len() + subject.key_bytes() + ENTRY_OVERHEAD;
         let mut entries = self.entries.write();
-        let replacing = entries.orgs.get(&org).and_then(|o| o.group(label)).is_some_and(|g| g.contains_key(name));
-        if !replacing && entries.len >= self.capacity {
+        if served.body.len() > self.max_entry_bytes {
+            // Too large to keep: also drop what an earlier, smaller body of
+            // the same prompt left behind.
+            let old = entries.orgs.get_mut(&org).map(|o| o.group_mut(label)).and_then(|g| g.remove(subject));
+            if let Some(old) = old {
+                entries.len = entries.len.saturating_sub(1);
+                entries.bytes = entries.bytes.saturating_sub(old.cost);
+            }
+            return;
+        }
+        let old_cost = entries.orgs.get(&org).and_then(|o| o.group(label)).and_then(|g| g.get(subject)).map(|e| e.cost);
+        let len_after = entries.len + usize::from(old_cost.is_none());
+        let bytes_after = entries.bytes.saturating_sub(old_cost.unwrap_or(0)) + cost;
+        if len_after > self.capacity || bytes_after > self.max_bytes {
             *entries = Entries::default();
         }
-        let entry = Entry { generation, at: Instant::now(), served };
-        let added = entries.orgs.entry(org).or_default().group_mut(label).insert(name.into(), entry).is_none();
-        entries.len += usize::from(added);
+        let entry = Entry { generation, at: Instant::now(), served, cost };
+        let old = entries.orgs.entry(org).or_default().group_mut(label).insert(subject, entry);
+        match old {
+            Some(old) => entries.bytes = entries.bytes.saturating_sub(old.cost),
+            None => entries.len += 1,
+        }
+        entries.bytes += cost;
     }
 
     /// Called on every change of any prompt or version of `org`, made here
@@ -281,6 +407,81 @@ mod tests {
         c.insert(org, "d", Label::Latest, 0, served(b"x"));
         assert!(c.get(org, "b", Label::Latest).is_none(), "full: cleared");
         assert!(c.get(org, "d", Label::Latest).is_some());
+    }
+
+    /// Every spelling the ULID decoder accepts for one id: either case of
+    /// each letter, and the first character's aliases (only its low two
+    /// bits survive the 128-bit decode).
+    fn spellings(id: PromptId, n: usize) -> Vec<String> {
+        let canonical = id.ulid().to_string();
+        let mut out = std::collections::BTreeSet::new();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        while out.len() < n {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut text: String = canonical
+                .chars()
+                .enumerate()
+                .map(|(i, c)| if (seed >> (i % 64)) & 1 == 1 { c.to_ascii_lowercase() } else { c })
+                .collect();
+            let first = ["0", "8", "G", "g", "R", "r"][(seed % 6) as usize];
+            if canonical.starts_with('0') {
+                text.replace_range(0..1, first);
+            }
+            out.insert(format!("pmt_{text}"));
+        }
+        out.into_iter().collect()
+    }
+
+    #[test]
+    fn every_spelling_of_an_id_is_one_entry() {
+        let c = PromptCache::new(Duration::from_secs(60), 100_000);
+        let org = OrgId::generate();
+        let id = PromptId::generate();
+        let g = c.begin(&org);
+        c.insert(org, &id.to_string(), Label::Production, g, served(b"body"));
+        let (len, bytes) = (c.len(), c.bytes());
+        let variants = spellings(id, 1000);
+        assert_eq!(variants.len(), 1000);
+        for v in &variants {
+            assert_eq!(v.parse::<PromptId>().ok(), Some(id), "{v} is a spelling of {id}");
+            assert_eq!(body(c.get(org, v, Label::Production)).as_deref(), Some(&b"body"[..]), "{v}");
+            c.insert(org, v, Label::Production, g, served(b"body"));
+        }
+        assert_eq!((c.len(), c.bytes()), (len, bytes), "spellings of one id made entries of their own");
+        // A name is its own key (exactly as the store looks names up).
+        c.insert(org, "greeting", Label::Production, g, served(b"body"));
+        assert_eq!(c.len(), len + 1);
+        assert_eq!(c.get(org, "Greeting", Label::Production), None);
+        // `pmt_` text that is not an id is a name.
+        c.insert(org, "pmt_not-an-id", Label::Production, g, served(b"x"));
+        assert!(c.get(org, "pmt_not-an-id", Label::Production).is_some());
+        assert_eq!(c.len(), len + 2);
+    }
+
+    #[test]
+    fn bytes_are_bounded_and_large_bodies_are_not_cached() {
+        let c = PromptCache::new(Duration::from_secs(60), 100_000).with_byte_limits(10_000, 2_000);
+        let org = OrgId::generate();
+        let body = Bytes::from(vec![b'x'; 1_500]);
+        let mut most = 0;
+        for i in 0..50 {
+            c.insert(org, &format!("p{i}"), Label::Latest, 0, Served::new("latest", body.clone()));
+            assert!(c.bytes() <= 10_000, "{} bytes held", c.bytes());
+            most = most.max(c.len());
+        }
+        assert_eq!(most, 6, "filled up to the byte bound, then started over");
+        assert!(c.get(org, "p49", Label::Latest).is_some(), "the newest entry is kept");
+        // Above the per-entry threshold: served, never held; a smaller
+        // earlier body of the same prompt is dropped with it.
+        let before = (c.len(), c.bytes());
+        c.insert(org, "p49", Label::Latest, 0, Served::new("latest", Bytes::from(vec![b'y'; 2_001])));
+        assert_eq!(c.get(org, "p49", Label::Latest), None);
+        assert_eq!(c.len(), before.0 - 1);
+        assert!(c.bytes() < before.1);
+        c.invalidate_all();
+        assert_eq!((c.len(), c.bytes()), (0, 0));
     }
 
     #[test]

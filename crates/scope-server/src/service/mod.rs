@@ -163,7 +163,8 @@ impl App {
         let now = crate::runtime::now_ms();
         revoked_tokens.apply(&store.revoked_token_changes(0, now).await?, now);
         let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
-        let prompts = PromptCache::new(config.prompt_cache_ttl, 100_000);
+        let prompts = PromptCache::new(config.prompt_cache_ttl, 100_000)
+            .with_byte_limits(config.prompt_cache_max_bytes, config.prompt_cache_max_entry_bytes);
         // Streams opened from now on get the events written from now on.
         let events = EventHub::new(store.event_bounds().await?.head);
         let app = Self {

@@ -64,6 +64,9 @@ const TOKEN_LOCK: i64 = 0x5C09_E000_0004;
 /// Transaction-scoped advisory lock taken, last, before appending to the
 /// event log, so positions are handed out in commit order (`events.rs`).
 const EVENT_LOCK: i64 = 0x5C09_E000_0005;
+/// Transaction-scoped advisory lock taken before bootstrapping an empty
+/// database, so replicas starting at once on it create one organization.
+const BOOTSTRAP_LOCK: i64 = 0x5C09_E000_0006;
 
 /// Largest number of bound parameters PostgreSQL accepts in one statement.
 const MAX_BIND_PARAMS: usize = 65_535;
@@ -293,6 +296,16 @@ impl Store for PgStore {
 
     async fn create_org(&self, org: &OrgRow, admin: &UserRow, key: &ApiKeyRow, audit: &[AuditRow]) -> StoreResult<()> {
         users::create_org(self, org, admin, key, audit).await
+    }
+
+    async fn bootstrap_org(
+        &self,
+        org: &OrgRow,
+        admin: &UserRow,
+        key: &ApiKeyRow,
+        audit: &[AuditRow],
+    ) -> StoreResult<bool> {
+        users::bootstrap_org(self, org, admin, key, audit).await
     }
 
     async fn get_org(&self, org: OrgId) -> StoreResult<OrgRow> {

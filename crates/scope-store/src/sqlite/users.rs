@@ -57,6 +57,27 @@ pub(super) async fn is_initialized(store: &SqliteStore) -> StoreResult<bool> {
     Ok(n != 0)
 }
 
+pub(super) async fn bootstrap_org(
+    store: &SqliteStore,
+    org: &OrgRow,
+    admin: &UserRow,
+    key: &ApiKeyRow,
+    audit: &[AuditRow],
+) -> StoreResult<bool> {
+    let mut tx = store.begin().await?;
+    // `BEGIN IMMEDIATE` holds the database's write lock from here to the
+    // commit, across processes: a second process starting at once waits,
+    // then sees the organization made here.
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM orgs)").fetch_one(&mut *tx).await.db()?;
+    if exists {
+        tx.rollback().await.db()?;
+        return Ok(false);
+    }
+    insert_org(&mut tx, org, admin, key, audit).await?;
+    tx.commit().await.db()?;
+    Ok(true)
+}
+
 pub(super) async fn create_org(
     store: &SqliteStore,
     org: &OrgRow,
@@ -65,19 +86,31 @@ pub(super) async fn create_org(
     audit: &[AuditRow],
 ) -> StoreResult<()> {
     let mut tx = store.begin().await?;
+    insert_org(&mut tx, org, admin, key, audit).await?;
+    tx.commit().await.db()
+}
+
+/// The rows of a new organization, inside the caller's transaction.
+async fn insert_org(
+    conn: &mut SqliteConnection,
+    org: &OrgRow,
+    admin: &UserRow,
+    key: &ApiKeyRow,
+    audit: &[AuditRow],
+) -> StoreResult<()> {
     sqlx::query("INSERT INTO orgs (org_id, name, created_at) VALUES (?1, ?2, ?3)")
         .bind(org.org_id.to_string())
         .bind(&org.name)
         .bind(org.created_at)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .db()?;
-    insert_user_row(&mut tx, admin).await?;
-    insert_key(&mut tx, key).await?;
+    insert_user_row(conn, admin).await?;
+    insert_key(conn, key).await?;
     for a in audit {
-        insert_audit(&mut tx, a).await?;
+        insert_audit(conn, a).await?;
     }
-    tx.commit().await.db()
+    Ok(())
 }
 
 pub(super) async fn get_org(store: &SqliteStore, org: OrgId) -> StoreResult<OrgRow> {
