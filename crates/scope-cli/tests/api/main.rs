@@ -22,6 +22,7 @@ mod meta;
 mod metrics;
 mod oauth;
 mod prompts;
+mod openapi;
 mod replicas;
 mod revocation;
 mod secrets_and_logs;

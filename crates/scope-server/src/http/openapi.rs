@@ -405,7 +405,8 @@ impl Modify for SecuritySchemes {
         let components = openapi.components.get_or_insert_with(Default::default);
         let mut bearer = Http::new(HttpAuthScheme::Bearer);
         bearer.bearer_format = Some("JWT".into());
-        bearer.description = Some("An access token from /v1/auth/sdk-token, /v1/auth/applications/login or /oauth/token".into());
+        bearer.description =
+            Some("An access token from /v1/auth/sdk-token, /v1/auth/applications/login or /oauth/token".into());
         components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
         let mut basic = Http::new(HttpAuthScheme::Basic);
         basic.description = Some("OAuth client_secret_basic: the API key id and its secret".into());
@@ -441,7 +442,10 @@ impl Modify for CommonErrors {
                     op.responses.responses.entry(status.to_string()).or_insert_with(|| {
                         ResponseBuilder::new()
                             .description(description)
-                            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Error"))).build())
+                            .content(
+                                "application/json",
+                                ContentBuilder::new().schema(Some(Ref::from_schema_name("Error"))).build(),
+                            )
                             .build()
                             .into()
                     });
@@ -473,7 +477,9 @@ impl Modify for CommonErrors {
 #[allow(dead_code)]
 mod doc {
     use super::*;
-    use crate::http::{api_keys, auth, events as ev, labels as lb, meta as mt, prompts as pr, users as us, versions as vs};
+    use crate::http::{
+        api_keys, auth, events as ev, labels as lb, meta as mt, prompts as pr, users as us, versions as vs,
+    };
     use crate::views::{
         AudiencesBody, AudiencesView, AuditView, DiffView, LabelMoveView, LabelsView, ListView, PromotionView,
         PromptView, ProtectedLabelsView, VersionView,
