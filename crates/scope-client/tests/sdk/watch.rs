@@ -200,3 +200,24 @@ async fn an_expired_entry_is_revalidated_with_if_none_match() {
     let last = server.requests().into_iter().last().unwrap();
     assert_eq!(last.header("if-none-match"), None);
 }
+
+/// The blocking client starts the stream on its own runtime when built,
+/// before any call.
+#[test]
+fn the_blocking_client_watches_from_its_own_runtime() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(MockServer::start(|r| match r.path.as_str() {
+        LOGIN | LEGACY => Reply::token(r.nth + 1, 3600.0),
+        EVENTS => hang(),
+        p => prompts(p),
+    }));
+    let client = server.client().watch(true).build_blocking().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.requests().iter().any(|r| r.path == EVENTS) {
+        assert!(Instant::now() < deadline, "no stream opened");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(client.as_async().watch_state(), WatchState::Connecting);
+    client.get_prompt_version("greeting").send().unwrap();
+    drop(client);
+}
