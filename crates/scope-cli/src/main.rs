@@ -1,7 +1,6 @@
 //! `scope`: runs the server and administers a deployment.
 
 mod cli;
-mod logging;
 mod releases;
 mod remote;
 mod transfer;

@@ -5,7 +5,8 @@
 //!   further connections queue in the kernel instead of costing a task and
 //!   a file descriptor each;
 //! - a header-read timeout (HTTP/1, hyper's own; it also runs while a
-//!   keep-alive connection waits for its next request);
+//!   keep-alive connection waits for its next request; a connection that
+//!   sends nothing at all gets as long, through the idle watch);
 //! - an idle timeout: a connection on which no byte moves either way for
 //!   that long is closed (HTTP/2 included, and a peer that stopped reading
 //!   its response); open event streams stay busy with their heartbeats;
@@ -95,6 +96,11 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let idle = limits.idle_timeout;
+    // Before its first byte a connection is not HTTP/1 yet (hyper-util reads
+    // the first bytes to tell HTTP/1 from HTTP/2), so hyper's header timer
+    // has not started: a silent client gets no longer than it would have to
+    // send its headers.
+    let first_byte = limits.header_read_timeout.min(idle);
     tokio::pin!(shutdown);
     loop {
         // A free connection slot first: past the cap, nothing is accepted.
@@ -135,7 +141,7 @@ pub async fn serve(
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 }
-                _ = idle_watch(&busy, idle) => tracing::debug!("idle connection closed"),
+                _ = idle_watch(&busy, first_byte, idle) => tracing::debug!("idle connection closed"),
             }
         });
     }
@@ -144,19 +150,22 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
-/// Resolves once no byte has moved on the connection for `idle` (checked
-/// in quarters of it, so the connection closes between `idle` and 1.25 ×
-/// `idle` after its last byte).
-async fn idle_watch(busy: &AtomicBool, idle: Duration) {
-    let tick = (idle / 4).max(Duration::from_millis(10));
+/// Resolves once no byte has moved on the connection for `idle`, or for
+/// `first_byte` before anything came at all (checked in quarters, so the
+/// connection closes between the limit and 1.25 × the limit after its last
+/// byte).
+async fn idle_watch(busy: &AtomicBool, first_byte: Duration, idle: Duration) {
+    let mut limit = first_byte;
     let mut quiet = Duration::ZERO;
     loop {
+        let tick = (limit / 4).max(Duration::from_millis(10));
         tokio::time::sleep(tick).await;
         if busy.swap(false, Ordering::Relaxed) {
             quiet = Duration::ZERO;
+            limit = idle;
         } else {
             quiet += tick;
-            if quiet >= idle {
+            if quiet >= limit {
                 return;
             }
         }

@@ -253,6 +253,14 @@ async fn a_client_that_stalls_in_its_headers_is_disconnected() {
 }
 
 #[tokio::test]
+async fn a_client_that_connects_and_sends_nothing_is_disconnected() {
+    let server = TestServer::builder().env("SCOPE_HEADER_READ_TIMEOUT_SECS", "1").start().await;
+    let mut conn = connect(&server).await;
+    let answer = read_until_closed(&mut conn, SOON).await.expect("the server closes a silent connection");
+    assert!(answer.is_empty(), "{answer}");
+}
+
+#[tokio::test]
 async fn a_slow_request_body_is_cut() {
     let server = TestServer::builder().env("SCOPE_BODY_READ_TIMEOUT_SECS", "1").start().await;
     let mut conn = connect(&server).await;
