@@ -96,10 +96,18 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Internal(format!("cannot open the database: {e}")))?;
 
+        // sqlx takes no lock around SQLite migrations: two processes opening
+        // a new database at once (replicas' first start, `scope serve` beside
+        // a CLI run) would both apply a pending migration, and the second
+        // would fail ("duplicate column"). An exclusive `flock` on the
+        // database file serializes them; SQLite's own locks are `fcntl`
+        // locks, which `flock` does not touch.
+        let migrating = if in_memory { None } else { Some(lock_exclusive(options.get_filename()).await?) };
         sqlx::migrate!("./migrations/sqlite")
             .run(&write)
             .await
             .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        drop(migrating);
 
         let read = if in_memory {
             // Separate pools over a shared-cache memory database would lock
@@ -119,6 +127,20 @@ impl SqliteStore {
     async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
         self.write.begin_with(BEGIN_WRITE).await.db()
     }
+}
+
+/// Waits for an exclusive advisory lock on `file`, held until the returned
+/// handle is dropped.
+async fn lock_exclusive(file: &Path) -> StoreResult<std::fs::File> {
+    let path = file.to_owned();
+    let locked = tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::open(&path)?;
+        f.lock()?;
+        Ok::<_, std::io::Error>(f)
+    })
+    .await
+    .map_err(|e| StoreError::Internal(format!("cannot lock the database for migrations: {e}")))?;
+    locked.map_err(|e| StoreError::Internal(format!("cannot lock the database for migrations: {e}")))
 }
 
 /// Creates the database's directory (mode 0700) and the database file (mode
