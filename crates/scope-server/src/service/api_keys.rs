@@ -1,6 +1,13 @@
 //! API key management (SPEC §3): admins only; a key cannot mint a key with a
 //! higher role than its own; the secret is returned once and stored as a
 //! SHA-256 digest; revoke takes effect before the call returns.
+//!
+//! A key never outlives the key that made it: an API key acting as admin
+//! creates keys that expire no later than itself (a later or absent
+//! `expires_at` is a 400), and rotates only keys whose successor would not
+//! outlive it (403). People (console, API sessions) and the CLI are not
+//! bound this way. A successor keeps its predecessor's name, environment,
+//! role and expiry.
 
 use scope_domain::lifecycle::validate_key_name;
 use scope_domain::{secret, DomainError, KeyId, OrgId, Role};
@@ -8,7 +15,7 @@ use scope_store::{ApiKeyRow, KeyListQuery, KeyStatus, UsageDay};
 use secrecy::SecretString;
 use serde_json::json;
 
-use super::{audit, App, Page, Principal};
+use super::{audit, Actor, App, Page, Principal};
 use crate::error::{AppError, NotFoundAs};
 use crate::runtime::now_ms;
 use crate::runtime::usage::day_of;
@@ -36,7 +43,7 @@ pub struct CreatedKey {
 
 pub fn validate_environment(env: &str) -> Result<(), AppError> {
     let n = env.chars().count();
-    if (1..=64).contains(&n) && env.chars().all(|c| !c.is_control()) {
+    if (1..=64).contains(&n) && !env.chars().any(scope_domain::lifecycle::is_non_printing) {
         Ok(())
     } else {
         Err(DomainError::bad_request("environment must be 1-64 characters").into())
@@ -83,9 +90,44 @@ fn check_role_ceiling(p: &Principal, wanted: Role) -> Result<(), AppError> {
     Ok(())
 }
 
+/// When the caller is an API key that expires, its expiry: what a key it
+/// creates or rotates may not outlive. Read from the store, so an expiry
+/// lowered by a rotation counts at once. `None` for people, the CLI and
+/// keys without an expiry.
+async fn creator_expiry(app: &App, p: &Principal) -> Result<Option<i64>, AppError> {
+    let Actor::Key(key_id) = p.actor else { return Ok(None) };
+    match app.store.get_api_key(p.org, key_id).await {
+        Ok(k) => Ok(k.expires_at),
+        // The caller's own key is gone: its token is worth nothing.
+        Err(scope_store::StoreError::NotFound) => Err(AppError::Unauthorized),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A key created by an expiring key must set `expires_at`, no later than
+/// its creator's (rejected rather than clamped: the caller learns the
+/// lifetime it gets).
+fn check_expiry_ceiling(limit: Option<i64>, wanted: Option<i64>) -> Result<(), AppError> {
+    let Some(limit) = limit else { return Ok(()) };
+    let at = crate::views::ts(limit);
+    match wanted {
+        None => Err(DomainError::bad_request(format!(
+            "expires_at is required: the API key making this call expires at {at}, and a key it creates \
+             cannot outlive it"
+        ))
+        .into()),
+        Some(e) if e > limit => Err(DomainError::bad_request(format!(
+            "expires_at must not be later than {at}, when the API key making this call expires"
+        ))
+        .into()),
+        Some(_) => Ok(()),
+    }
+}
+
 pub async fn create(app: &App, p: &Principal, req: NewKey) -> Result<CreatedKey, AppError> {
     p.require(Role::Admin)?;
     check_role_ceiling(p, req.role.unwrap_or_default())?;
+    check_expiry_ceiling(creator_expiry(app, p).await?, req.expires_at)?;
     let created = new_key_row(p.org, p.actor.id(), &req, now_ms())?;
     let max = app.config.max_keys_per_org;
     if app.store.count_active_api_keys(p.org, now_ms()).await? >= max {
@@ -178,11 +220,23 @@ pub async fn rotate(
         KeyStatus::Expired => return Err(DomainError::conflict("an expired key cannot be rotated").into()),
     }
     check_role_ceiling(p, old.role)?;
+    // The successor keeps the predecessor's expiry: rotating changes the
+    // secret, never how long the key may be used.
+    if let Some(limit) = creator_expiry(app, p).await? {
+        if old.expires_at.is_none_or(|e| e > limit) {
+            return Err(DomainError::forbidden(format!(
+                "the API key making this call expires at {}; it cannot rotate a key that outlives it \
+                 (rotate it as a signed-in admin, with the CLI, or with a key that lives as long)",
+                crate::views::ts(limit)
+            ))
+            .into());
+        }
+    }
     let req = NewKey {
         name: old.name.clone(),
         environment: Some(old.environment.clone()),
         role: Some(old.role),
-        expires_at: None,
+        expires_at: old.expires_at,
     };
     let mut created = new_key_row(p.org, p.actor.id(), &req, now)?;
     created.key.rotated_from = Some(key_id);
