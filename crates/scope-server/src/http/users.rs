@@ -65,8 +65,13 @@ pub fn invitation_url(app: &App, token: &SecretString) -> String {
     format!("{}/invite/{}", public_base(app), token.expose_secret())
 }
 
+/// For every answer that carries a secret or a token: `Cache-Control:
+/// no-store`, and `Pragma: no-cache` for HTTP/1.0 caches (RFC 6749 §5.1
+/// asks the same of token answers).
 pub fn no_store(mut r: Response) -> Response {
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     r
 }
 
