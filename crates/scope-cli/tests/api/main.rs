@@ -16,6 +16,7 @@ mod edge;
 mod errors;
 mod events;
 mod harness;
+mod hardening;
 mod labels;
 mod limits;
 mod meta;

@@ -18,6 +18,7 @@ use crate::service::App;
 pub async fn serve(State(app): State<Arc<App>>) -> Response {
     let m = metrics::get();
     m.set_scrape_state(app.store.backend(), &app.store.pool_stats(), app.gates.revoked_count());
+    m.set_prompt_cache(app.prompts.len(), app.prompts.bytes());
     ([(header::CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE))], m.render()).into_response()
 }
 
