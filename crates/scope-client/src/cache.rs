@@ -347,3 +347,97 @@ impl PromptCache {
         self.refreshing.lock().remove(key);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn version(prompt_id: &str, name: &str) -> Arc<PromptVersion> {
+        let v = serde_json::json!({
+            "prompt_id": prompt_id, "version_id": "v_01JD8X3Q7V9W0K2M4N6P8R0T2V", "name": name, "version": 1,
+            "content": "x", "status": "published", "created_at": "2025-01-02T03:04:05Z",
+            "updated_at": "2025-01-02T03:04:05Z",
+        });
+        Arc::new(serde_json::from_value(v).unwrap())
+    }
+
+    const TTL: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn a_fetch_overtaken_by_an_event_for_its_prompt_is_not_stored() {
+        let c = PromptCache::new(100, Duration::ZERO);
+        let ticket = c.ticket(0);
+        // An event for another prompt does not matter...
+        c.invalidate_prompt(Some("pmt_b"), Some("b"), false);
+        assert!(c.insert("prompt:a:production".into(), version("pmt_a", "a"), None, TTL, ticket, 0));
+        // ...one for this prompt (by id, or by name) does.
+        let ticket = c.ticket(0);
+        c.invalidate_prompt(Some("pmt_a"), None, false);
+        assert!(!c.insert("prompt:a:production".into(), version("pmt_a", "a"), None, TTL, ticket, 0));
+        let ticket = c.ticket(0);
+        c.invalidate_prompt(None, Some("a"), false);
+        assert!(!c.insert("prompt:pmt_a:latest".into(), version("pmt_a", "a"), None, TTL, ticket, 0));
+        // So does a resync, and a forgotten history.
+        let ticket = c.ticket(0);
+        c.invalidate_all();
+        assert!(!c.insert("prompt:a:production".into(), version("pmt_a", "a"), None, TTL, ticket, 0));
+        let ticket = c.ticket(0);
+        for i in 0..=REMEMBERED_INVALIDATIONS {
+            c.invalidate_prompt(None, Some(&format!("other{i}")), false);
+        }
+        assert!(!c.insert("prompt:a:production".into(), version("pmt_a", "a"), None, TTL, ticket, 0));
+    }
+
+    #[test]
+    fn events_make_exactly_their_prompts_entries_stale() {
+        let c = PromptCache::new(100, Duration::from_secs(60));
+        let t = c.ticket(0);
+        c.insert("prompt:a:production".into(), version("pmt_a", "a"), Some("\"1\"".into()), TTL, t, 0);
+        c.insert("prompt:pmt_a:staging".into(), version("pmt_a", "a"), None, TTL, t, 0);
+        c.insert("prompt:b:production".into(), version("pmt_b", "b"), None, TTL, t, 0);
+        assert_eq!(c.invalidate_prompt(Some("pmt_a"), Some("a"), false), 2);
+        assert!(c.get_fresh("prompt:a:production", None, None, &no_watch).is_none());
+        assert!(c.get_fresh("prompt:pmt_a:staging", None, None, &no_watch).is_none());
+        assert!(c.get_fresh("prompt:b:production", None, None, &no_watch).is_some());
+        // Stale, but kept: its ETag for revalidation, stale-if-error.
+        assert_eq!(c.etag("prompt:a:production").as_deref(), Some("\"1\""));
+        assert!(c.get_stale("prompt:a:production", Duration::from_secs(60)).is_some());
+        // A deletion removes them.
+        assert_eq!(c.invalidate_prompt(Some("pmt_a"), None, true), 2);
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn past_its_ttl_an_entry_is_fresh_only_under_its_live_session() {
+        let c = PromptCache::new(100, Duration::ZERO);
+        let ttl = Duration::ZERO;
+        let t = c.ticket(7);
+        assert!(c.insert("k".into(), version("pmt_a", "a"), None, ttl, t, 7));
+        let live = |s: u64| move || (s, Duration::from_secs(3600));
+        assert!(c.get_fresh("k", None, None, &live(7)).is_some());
+        assert!(c.get_fresh("k", None, None, &live(0)).is_none(), "stream down: plain TTL");
+        assert!(c.get_fresh("k", None, None, &live(8)).is_none(), "a later session does not cover it");
+        assert!(c.get_fresh("k", Some(Duration::ZERO), None, &live(7)).is_none(), "a per-call bound is strict");
+        let short = || (7, Duration::ZERO);
+        assert!(c.get_fresh("k", None, None, &short).is_none(), "past the watch max age");
+        // Fetched under a session that ended before it was stored: not covered.
+        let t = c.ticket(7);
+        assert!(c.insert("k2".into(), version("pmt_b", "b"), None, ttl, t, 0));
+        assert!(c.get_fresh("k2", None, None, &live(7)).is_none());
+    }
+
+    #[test]
+    fn a_copy_fetched_just_after_an_event_is_checked_again_soon() {
+        let c = PromptCache::new(100, Duration::ZERO);
+        c.invalidate_prompt(Some("pmt_a"), None, false);
+        let t = c.ticket(3);
+        assert!(c.insert("k".into(), version("pmt_a", "a"), None, TTL, t, 3));
+        let live = || (3, Duration::from_secs(3600));
+        let hit = c.get_fresh("k", None, None, &live).unwrap();
+        assert!(hit.age < SETTLE);
+        let entries = c.entries.read();
+        let e = entries.get("k").unwrap();
+        assert!(e.ttl <= SETTLE && e.session == 0, "{:?} {}", e.ttl, e.session);
+    }
+}
