@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use scope_domain::{OrgId, Role};
 use scope_server::service::api_keys::{self, NewKey};
 use scope_server::service::{bootstrap, page, App, Principal};
@@ -14,6 +14,8 @@ use scope_server::views::ApiKeyView;
 use scope_server::{AppError, ServerConfig};
 use scope_store::KeyStatus;
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::logging::LogFormat;
 
 #[derive(Parser)]
 #[command(name = "scope", version, about = "Scope: versioned LLM prompts served to your applications")]
@@ -60,11 +62,6 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
 
 #[derive(Subcommand)]
 enum Command {
@@ -479,23 +476,9 @@ fn database_url(cli: &Cli) -> String {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SCOPE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn"));
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    crate::logging::init(cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,6 +1,7 @@
 //! `scope`: runs the server and administers a deployment.
 
 mod cli;
+mod logging;
 mod releases;
 mod remote;
 mod transfer;

@@ -166,10 +166,6 @@ impl FromRequestParts<Arc<App>> for ClientIp {
     }
 }
 
-/// The request id assigned by the middleware.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
 /// Path parameters; a rejection (e.g. invalid percent-encoding) is a 400.
 pub struct ApiPath<T>(pub T);
 
