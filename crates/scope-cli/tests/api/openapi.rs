@@ -275,3 +275,30 @@ async fn hand_built_answers_match_the_document() {
     r.assert_error(404, "no_production_version");
     assert_documented(&doc, "get", "/api/v1/prompts/{name}/production", 404, &r.json());
 }
+
+// ---- what schemathesis found ----------------------------------------------------------------
+
+/// `PUT …/labels/{label} {"version": 9223372036854775807}` was a 500 (an
+/// overflow computing the page below it): a version number no prompt can
+/// have is a 404 like any missing version.
+#[tokio::test]
+async fn a_label_moved_to_an_impossible_version_number_is_a_404() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    admin.create_prompt("far", "x").await;
+    for version in [i64::MAX, 0, -1, i64::MIN] {
+        let r = Resp::from(
+            admin
+                .request(reqwest::Method::PUT, "/api/v1/prompts/far/labels/staging")
+                .json(&json!({"version": version})),
+        )
+        .await;
+        r.assert_error(404, "not_found");
+    }
+    let r = Resp::from(
+        admin.request(reqwest::Method::PUT, "/api/v1/prompts/far/labels/staging").json(&json!({"version": 1})),
+    )
+    .await;
+    r.assert_status(200);
+    assert_eq!(r.json()["version"], 1);
+}

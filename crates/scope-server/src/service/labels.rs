@@ -63,9 +63,13 @@ pub async fn resolve(
         VersionRef::Id(v) => app.store.get_version(p.org, pid, v).await.not_found_as("version"),
         VersionRef::Number(n) => {
             // The page of versions below n + 1, newest first, holds n first
-            // if it exists.
+            // if it exists (numbers start at 1; the largest i64 has no
+            // successor to page from).
+            let Some(below) = n.checked_add(1).filter(|_| n >= 1) else {
+                return Err(missing(format!("prompt '{name}' has no v{n}")));
+            };
             let query = scope_store::VersionListQuery {
-                page: scope_store::PageQuery { limit: 1, cursor: Some((n + 1).to_string()) },
+                page: scope_store::PageQuery { limit: 1, cursor: Some(below.to_string()) },
                 include_archived: true,
             };
             let rows = app.store.list_versions(p.org, pid, &query).await?;
