@@ -36,9 +36,12 @@ fn created_view(c: &CreatedKey) -> ApiKeyView {
 #[serde(deny_unknown_fields)]
 #[schema(as = ApiKeyCreate)]
 pub struct CreateBody {
+    #[schema(min_length = 1, max_length = 128)]
     name: String,
     environment: Option<String>,
     role: Option<Role>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
 }
 

@@ -766,7 +766,7 @@ mod doc {
 
     /// Points the label at a version (editor; admin for a protected label).
     #[utoipa::path(put, path = "/api/v1/prompts/{name}/labels/{label}", tag = "labels",
-        params(("name" = String, Path, description = "Prompt name or id"), ("label" = String, Path, description = "The label")),
+        params(("name" = String, Path, description = "Prompt name or id"), ("label" = String, Path, description = "The label", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
         request_body = lb::PutBody, security(("bearer" = []), ("session" = [])),
         responses(
             (status = 200, description = "The version it now points at", body = VersionView),
@@ -776,7 +776,7 @@ mod doc {
 
     /// Removes a label (not `production`).
     #[utoipa::path(delete, path = "/api/v1/prompts/{name}/labels/{label}", tag = "labels",
-        params(("name" = String, Path, description = "Prompt name or id"), ("label" = String, Path, description = "The label")),
+        params(("name" = String, Path, description = "Prompt name or id"), ("label" = String, Path, description = "The label", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
         security(("bearer" = []), ("session" = [])),
         responses(
             (status = 204, description = "Removed"),
@@ -786,7 +786,7 @@ mod doc {
 
     /// Back to the version before the label's last move.
     #[utoipa::path(post, path = "/api/v1/prompts/{name}/labels/{label}/rollback", tag = "labels",
-        params(("name" = String, Path, description = "Prompt name or id"), ("label" = String, Path, description = "The label")),
+        params(("name" = String, Path, description = "Prompt name or id"), ("label" = String, Path, description = "The label", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
         request_body = lb::RollbackBody, security(("bearer" = []), ("session" = [])),
         responses(
             (status = 200, description = "The version it now points at", body = VersionView),

@@ -45,6 +45,7 @@ pub async fn latest(
 #[serde(deny_unknown_fields)]
 #[schema(as = PromptCreate)]
 pub struct CreateBody {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,255}$")]
     name: String,
     content: String,
     description: Option<String>,

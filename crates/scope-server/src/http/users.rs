@@ -48,6 +48,7 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 #[schema(as = UserCreate)]
 pub struct CreateBody {
+    #[schema(format = Email)]
     email: String,
     role: Option<Role>,
     /// `invite` (default): a one-time link; `password`: a one-time initial
