@@ -299,7 +299,7 @@ fn refusal(status: StatusCode, message: &str, request_id: Option<HeaderValue>) -
     let mut r = crate::http::error::error_response(ErrorCode::Internal, message);
     *r.status_mut() = status;
     r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    if let Some(id) = request_id.filter(|v| valid_request_id(v)) {
+    if let Some(id) = request_id.filter(valid_request_id) {
         r.headers_mut().insert(X_REQUEST_ID, id);
     }
     r

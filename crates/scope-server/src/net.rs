@@ -157,6 +157,7 @@ pub fn limiter_bucket(ip: IpAddr) -> IpAddr {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
