@@ -163,6 +163,7 @@ conformance_tests! {
         users_are_scoped_by_org,
         prune_sessions_drops_expired_idle_sessions_and_stale_invitations,
         concurrent_demotions_keep_an_active_admin,
+        bootstrap_org_creates_the_first_org_once,
         concurrent_acceptances_accept_once,
     ],
     audiences: [

@@ -394,3 +394,66 @@ pub async fn concurrent_acceptances_accept_once(store: Arc<dyn Store>) -> TestRe
     assert_eq!(accepted, 1);
     Ok(())
 }
+
+/// `bootstrap_org` on an empty store, eight at once: exactly one creates its
+/// organization (with its admin and key), the others write nothing; once
+/// an organization exists it always answers `false`.
+pub async fn bootstrap_org_creates_the_first_org_once(store: Arc<dyn Store>) -> TestResult {
+    assert!(!store.is_initialized().await?);
+    let mut racers = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let store = store.clone();
+        racers.spawn(async move {
+            let org = OrgId::generate();
+            let key = key_row(org, "admin", Some(1_000_000));
+            let user = UserRow {
+                user_id: user_id(),
+                org_id: org,
+                email: format!("first-{i}@example.com"),
+                password_hash: "$argon2id$stub".into(),
+                role: Role::Admin,
+                created_at: 1000,
+                must_change_password: false,
+                last_sign_in_at: None,
+            };
+            let row = OrgRow { org_id: org, name: format!("first {i}"), created_at: 1000 };
+            let made = store.bootstrap_org(&row, &user, &key, &[event(org, "org.created", &org.to_string())]).await;
+            (org, key.key_id, made)
+        });
+    }
+    let mut winners = Vec::new();
+    let mut losers = Vec::new();
+    while let Some(done) = racers.join_next().await {
+        let (org, key, made) = done?;
+        if made? {
+            winners.push((org, key));
+        } else {
+            losers.push((org, key));
+        }
+    }
+    assert_eq!(winners.len(), 1, "bootstrapped {} times", winners.len());
+    let (org, key) = winners[0];
+    assert_eq!(store.get_api_key(org, key).await?.expires_at, Some(1_000_000));
+    assert_eq!(store.list_users(org, &page(10, None)).await?.len(), 1);
+    for (org, key) in losers {
+        assert!(matches!(store.get_org(org).await, Err(StoreError::NotFound)));
+        assert!(matches!(store.get_api_key(org, key).await, Err(StoreError::NotFound)));
+    }
+    let (other, _) = make_org(&*store, "later@example.com").await?;
+    assert_ne!(other, org);
+    let late = OrgId::generate();
+    let user = UserRow {
+        user_id: user_id(),
+        org_id: late,
+        email: "late@example.com".into(),
+        password_hash: "$argon2id$stub".into(),
+        role: Role::Admin,
+        created_at: 1000,
+        must_change_password: false,
+        last_sign_in_at: None,
+    };
+    let row = OrgRow { org_id: late, name: "late".into(), created_at: 1000 };
+    assert!(!store.bootstrap_org(&row, &user, &key_row(late, "admin", None), &[]).await?);
+    assert!(matches!(store.get_org(late).await, Err(StoreError::NotFound)));
+    Ok(())
+}
