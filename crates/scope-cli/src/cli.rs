@@ -237,8 +237,8 @@ struct ServeArgs {
     /// Proxies whose X-Forwarded-For names the client: comma-separated CIDR
     /// blocks or addresses (e.g. 10.0.0.0/8,2001:db8::/32). Default: none,
     /// the client is the TCP peer.
-    #[arg(long, env = "SCOPE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
-    trusted_proxies: Vec<scope_server::net::Cidr>,
+    #[arg(long, env = "SCOPE_TRUSTED_PROXIES", value_parser = parse_trusted_proxies)]
+    trusted_proxies: Option<scope_server::net::TrustedProxies>,
     /// Failed token exchanges per client address and API key id per minute
     /// before 429 (credentials that verify are never refused).
     #[arg(long, env = "SCOPE_AUTH_KEY_FAILURE_LIMIT", default_value = "10", value_parser = parse_key_failure_limit)]
@@ -291,8 +291,10 @@ fn parse_bootstrap_ttl(s: &str) -> Result<u64, String> {
     }
 }
 
-fn parse_trusted_proxy(s: &str) -> Result<scope_server::net::Cidr, String> {
-    s.parse().map_err(|e| format!("SCOPE_TRUSTED_PROXIES: {e}"))
+/// A comma-separated list of CIDR blocks; empty is none.
+fn parse_trusted_proxies(s: &str) -> Result<scope_server::net::TrustedProxies, String> {
+    let blocks = s.split(',').filter(|b| !b.trim().is_empty()).map(str::parse).collect::<Result<Vec<_>, String>>();
+    blocks.map(scope_server::net::TrustedProxies::new).map_err(|e| format!("SCOPE_TRUSTED_PROXIES: {e}"))
 }
 
 fn parse_key_failure_limit(s: &str) -> Result<u32, String> {
@@ -614,7 +616,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.event_heartbeat = Duration::from_secs(args.event_heartbeat_secs);
             c.max_event_streams = args.max_event_streams;
             c.token_audiences = args.token_audiences.clone();
-            c.trusted_proxies = scope_server::net::TrustedProxies::new(args.trusted_proxies.clone());
+            c.trusted_proxies = args.trusted_proxies.clone().unwrap_or_default();
             c.auth_key_failure_limit = args.auth_key_failure_limit;
             c.header_read_timeout = Duration::from_secs(args.header_read_timeout_secs);
             c.idle_timeout = Duration::from_secs(args.idle_timeout_secs);
