@@ -34,6 +34,25 @@ async fn until_served(client: &Client, name: &str, label: &str, version_id: &str
     }
 }
 
+/// Let the seed's own events go by. A stream continues from the server's
+/// fan-out position, which may be a few milliseconds behind the last
+/// commit, so the events of a prompt created just before the client can
+/// arrive right after `ready` — and rightly drop the entries fetched. A copy
+/// fetched within 2 s of an event is also kept 2 s at most (the SDK's settle
+/// window). So wait that out, then fetch until the cache serves.
+async fn settle(client: &Client, name: &str) {
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let f = client.get_prompt_version(name).send_with_meta().await.unwrap();
+        if f.source == FetchSource::Cache {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} is never served from the cache");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn promote_keeping_previous(scope: &Scope, name: &str, version_id: &str) {
     scope
         .admin_post(&format!("/prompts/{name}/versions/{version_id}/promote"), json!({"archive_previous": false}))
@@ -50,8 +69,7 @@ async fn a_promotion_and_a_label_move_reach_a_watching_client_within_a_second() 
     assert_eq!(client.get_prompt_version("greeting").label("staging").await.unwrap().version_id, v1);
     wait_state(&client, WatchState::Live, Duration::from_secs(10)).await;
     // Served from the cache: the TTL is 300 s.
-    let f = client.get_prompt_version("greeting").send_with_meta().await.unwrap();
-    assert_eq!(f.source, FetchSource::Cache);
+    settle(&client, "greeting").await;
 
     let started = Instant::now();
     scope.promote("greeting", &v3).await;
@@ -140,6 +158,7 @@ async fn with_the_stream_cut_the_cache_keeps_serving_and_recovers() {
         .unwrap();
     assert_eq!(client.get_prompt_version("greeting").await.unwrap().version_id, v2);
     wait_state(&client, WatchState::Live, Duration::from_secs(10)).await;
+    settle(&client, "greeting").await;
 
     proxy.cut();
     wait_state(&client, WatchState::Connecting, Duration::from_secs(5)).await;
@@ -177,8 +196,11 @@ async fn past_its_ttl_an_entry_is_served_only_while_the_stream_is_live() {
     let [_, v2, _] = scope.seed_greeting().await;
     let proxy = Proxy::start(&scope.url).await;
     let ttl = Duration::from_millis(300);
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let log = std::sync::Arc::clone(&seen);
     let client = scope
         .client()
+        .on_response(move |e| log.lock().push(format!("{} {}", e.status, e.url)))
         .api_url(proxy.url())
         .cache_ttl(ttl)
         .max_retries(0)
@@ -188,9 +210,16 @@ async fn past_its_ttl_an_entry_is_served_only_while_the_stream_is_live() {
         .unwrap();
     wait_state(&client, WatchState::Live, Duration::from_secs(10)).await;
     assert_eq!(client.get_prompt_version("greeting").await.unwrap().version_id, v2);
+    settle(&client, "greeting").await;
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
     let f = client.get_prompt_version("greeting").send_with_meta().await.unwrap();
-    assert_eq!(f.source, FetchSource::Cache, "covered by the live stream past its TTL");
+    assert_eq!(
+        f.source,
+        FetchSource::Cache,
+        "covered by the live stream past its TTL; {:?} {:?}",
+        client.watch_state(),
+        seen.lock()
+    );
     assert!(f.age > ttl, "{:?}", f.age);
 
     proxy.cut();
