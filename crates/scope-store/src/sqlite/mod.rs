@@ -100,8 +100,11 @@ impl SqliteStore {
         // a new database at once (replicas' first start, `scope serve` beside
         // a CLI run) would both apply a pending migration, and the second
         // would fail ("duplicate column"). An exclusive `flock` on the
-        // database file serializes them; SQLite's own locks are `fcntl`
-        // locks, which `flock` does not touch.
+        // database's directory serializes them. Not on the database file
+        // itself: closing any descriptor of that file drops every POSIX lock
+        // this process's SQLite connections hold on it, after which another
+        // process may believe it is the last one open and delete the WAL
+        // under them.
         let migrating = if in_memory { None } else { Some(lock_exclusive(options.get_filename()).await?) };
         sqlx::migrate!("./migrations/sqlite")
             .run(&write)
@@ -129,12 +132,15 @@ impl SqliteStore {
     }
 }
 
-/// Waits for an exclusive advisory lock on `file`, held until the returned
-/// handle is dropped.
+/// Waits for an exclusive advisory lock on the directory holding `file`,
+/// held until the returned handle is dropped.
 async fn lock_exclusive(file: &Path) -> StoreResult<std::fs::File> {
-    let path = file.to_owned();
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
     let locked = tokio::task::spawn_blocking(move || {
-        let f = std::fs::File::open(&path)?;
+        let f = std::fs::File::open(&dir)?;
         f.lock()?;
         Ok::<_, std::io::Error>(f)
     })
