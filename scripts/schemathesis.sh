@@ -10,7 +10,8 @@
 #   SCHEMATHESIS_MAX_TIME=1800 SCHEMATHESIS_MAX_EXAMPLES=500 scripts/schemathesis.sh
 #   SCHEMATHESIS_ARGS="--seed 1 --include-path /api/v1/prompts" scripts/schemathesis.sh
 #
-# Reports (JUnit, and the run's NDJSON events) go to target/schemathesis/.
+# Reports (JUnit, and the run's NDJSON events) and the replay cache go to
+# target/schemathesis/ (`cd target/schemathesis && ../schemathesis-venv/bin/st replay ID`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,11 +78,14 @@ mkdir -p "$REPORTS"
 echo "schemathesis $SCHEMATHESIS_VERSION against $URL: at most $MAX_EXAMPLES cases per operation, $MAX_TIME s"
 status=0
 # `/api/v1/events` is an endless event stream: not a request/response pair.
-# The hooks keep the run from revoking or rotating its own key.
+# The hooks keep the run from revoking or rotating its own key. Run from the
+# reports folder: schemathesis keeps its replay cache (`.schemathesis/`, for
+# `st replay ID`) in the working directory.
 KEY_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_key"]["key_id"])' "$DIR/init.json")
+ROOT=$(pwd)
 # shellcheck disable=SC2086
-SCHEMATHESIS_HOOKS=scripts/schemathesis_hooks.py SCOPE_PROTECTED_KEY_ID="$KEY_ID" \
-"$VENV/bin/schemathesis" run "$URL/api/v1/openapi.json" \
+(cd "$REPORTS" && SCHEMATHESIS_HOOKS="$ROOT/scripts/schemathesis_hooks.py" SCOPE_PROTECTED_KEY_ID="$KEY_ID" \
+"$ROOT/$VENV/bin/schemathesis" run "$URL/api/v1/openapi.json" \
     --header "Authorization: Bearer $TOKEN" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --exclude-path /api/v1/events \
@@ -90,8 +94,8 @@ SCHEMATHESIS_HOOKS=scripts/schemathesis_hooks.py SCOPE_PROTECTED_KEY_ID="$KEY_ID
     --request-timeout 10 \
     --workers 1 \
     --suppress-health-check filter_too_much \
-    --report junit,ndjson --report-dir "$REPORTS" \
-    ${SCHEMATHESIS_ARGS:-} || status=$?
+    --report junit,ndjson --report-dir . \
+    ${SCHEMATHESIS_ARGS:-}) || status=$?
 
 if grep -E 'panicked|internal error' "$DIR/serve.log" >/dev/null 2>&1; then
     echo "the server logged a panic or an internal error:" >&2

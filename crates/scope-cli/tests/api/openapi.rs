@@ -205,7 +205,6 @@ async fn hand_built_answers_match_the_document() {
     assert_documented(&doc, "get", "/healthz", 200, &r.json());
     let r = anon.get("/.well-known/jwks.json").await;
     assert_documented(&doc, "get", "/.well-known/jwks.json", 200, &r.json());
-    assert_documented(&doc, "get", "/.well-known/jwks.json", 200, &r.json());
     for p in ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"] {
         assert_documented(&doc, "get", p, 200, &anon.get(p).await.json());
     }
