@@ -48,8 +48,11 @@ else
     mapfile -t TARGETS < <(cd fuzz && cargo fuzz list)
 fi
 
-# cargo-fuzz has no --locked: check the committed fuzz/Cargo.lock first.
-(cd fuzz && cargo fetch --locked --quiet)
+# fuzz/Cargo.lock is committed so runs use known versions, but not enforced
+# with --locked (cargo-fuzz has no such flag anyway): the fuzz crate depends
+# on the workspace crates by path, and when one of them gains a dependency
+# cargo adds just that to the fuzz lock here instead of failing the run.
+(cd fuzz && cargo fetch --quiet)
 (cd fuzz && cargo fuzz build --sanitizer none --target-dir "$BUILD_DIR")
 
 failed=()
@@ -59,10 +62,15 @@ for t in "${TARGETS[@]}"; do
     log="$WORK/$t.log"
     echo "=== fuzz target '$t' for ${SECONDS_EACH} s"
     status=0
+    # Scratch files of a target (http_bodies' SQLite database) go here and
+    # are removed after the run: libFuzzer exits without running destructors.
+    export TMPDIR="$WORK/tmp/$t"
+    rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
     (cd fuzz && cargo fuzz run --sanitizer none --target-dir "$BUILD_DIR" "$t" \
         "$WORK/corpus/$t" "corpus/$t" -- \
         -max_total_time="$SECONDS_EACH" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$WORK/artifacts/$t/") >"$log" 2>&1 || status=$?
+    rm -rf "$TMPDIR"
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
     line="$t: ${execs:-?} executions (${rate:-?}/s), budget ${SECONDS_EACH} s"
