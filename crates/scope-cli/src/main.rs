@@ -8,6 +8,13 @@ mod transfer;
 
 use std::process::ExitCode;
 
+/// mimalloc rather than glibc's malloc: a request allocates a few dozen
+/// times (headers, extensions, bodies, JSON), and mimalloc's thread-local
+/// free lists take about a third of the instructions glibc's take per
+/// request (docs/BENCHMARKS.md, "Per-request overhead").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     cli::main()
 }
