@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-#[derive(Debug, Clone)]
+/// `Debug` hides the database password (and the master key, a secret type).
+#[derive(Clone)]
 pub struct ServerConfig {
     /// `host:port`; port 0 picks a free port.
     pub listen: String,
@@ -141,5 +142,92 @@ impl ServerConfig {
             max_connections: 10_000,
             max_concurrent_requests: 4_096,
         }
+    }
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_database_url(&self.database_url))
+            .field("store", &self.store)
+            .field("token_ttl", &self.token_ttl)
+            .field("public_url", &self.public_url)
+            .field("master_key", &self.master_key)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("auth_failure_limit", &self.auth_failure_limit)
+            .field("gate_poll_interval", &self.gate_poll_interval)
+            .field("usage_flush_interval", &self.usage_flush_interval)
+            .field("prompt_cache_ttl", &self.prompt_cache_ttl)
+            .field("prompt_cache_max_bytes", &self.prompt_cache_max_bytes)
+            .field("prompt_cache_max_entry_bytes", &self.prompt_cache_max_entry_bytes)
+            .field("bootstrap_key_ttl", &self.bootstrap_key_ttl)
+            .field("event_retention", &self.event_retention)
+            .field("event_poll_interval", &self.event_poll_interval)
+            .field("event_heartbeat", &self.event_heartbeat)
+            .field("max_event_streams", &self.max_event_streams)
+            .field("session_idle_timeout", &self.session_idle_timeout)
+            .field("session_max_age", &self.session_max_age)
+            .field("sign_in_failure_limit", &self.sign_in_failure_limit)
+            .field("max_prompt_bytes", &self.max_prompt_bytes)
+            .field("max_prompts_per_org", &self.max_prompts_per_org)
+            .field("max_versions_per_prompt", &self.max_versions_per_prompt)
+            .field("max_keys_per_org", &self.max_keys_per_org)
+            .field("token_audiences", &self.token_audiences)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("auth_key_failure_limit", &self.auth_key_failure_limit)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` with its password, if any, replaced by `***`: the `user:password@`
+/// of the authority and a `password=` query parameter (both forms
+/// PostgreSQL URLs take).
+pub fn redact_database_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = out[rest..].find(['/', '?', '#']).map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..authority_end].rfind('@') {
+            let userinfo = &out[rest..rest + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest + colon + 1..rest + at, "***");
+            }
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_owned(),
+            })
+            .collect();
+        out = format!("{head}{}", query.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_database_password_and_the_master_key() {
+        let mut c = ServerConfig::new("postgres://scope:hunter2-db-pass@db.internal:5432/scope?sslmode=require");
+        c.master_key = Some(secrecy::SecretString::from("master-key-0123456789abcdefghijklmnop"));
+        let text = format!("{c:?}");
+        assert!(!text.contains("hunter2-db-pass") && !text.contains("master-key-0123"), "{text}");
+        assert!(text.contains("postgres://scope:***@db.internal:5432/scope?sslmode=require"), "{text}");
+        assert_eq!(redact_database_url("postgres://u@h/db?password=s3cret&x=1"), "postgres://u@h/db?password=***&x=1");
+        assert_eq!(redact_database_url("sqlite://./scope-data/scope.db"), "sqlite://./scope-data/scope.db");
+        assert_eq!(redact_database_url("postgres://h/db"), "postgres://h/db");
     }
 }
