@@ -433,3 +433,41 @@ async fn per_organization_quotas_refuse_with_409_and_write_nothing() {
     admin.post_empty(&format!("/api/v1/api-keys/{}/revoke", k2.key_id)).await.assert_status(200);
     server.create_key(&admin, "k4", "viewer").await;
 }
+
+#[tokio::test]
+async fn version_pages_read_in_small_chunks_keep_their_limit_cursor_and_filter() {
+    // Prompts of up to 4 MiB: the server reads versions one at a time.
+    let server = TestServer::builder().env("SCOPE_MAX_PROMPT_BYTES", "4194304").start().await;
+    let admin = server.admin().await;
+    admin.create_prompt("chunky", "v1").await;
+    for i in 2..=7 {
+        admin.create_version("chunky", &format!("v{i}")).await;
+    }
+    // Archive v4: left out unless include_archived.
+    let v4 = admin.get("/api/v1/prompts/chunky/versions?include_archived=true&limit=50").await.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["version"] == 4)
+        .map(|v| v["version_id"].as_str().unwrap().to_owned())
+        .unwrap();
+    admin.post_empty(&format!("/api/v1/prompts/chunky/versions/{v4}/archive")).await.assert_status(200);
+
+    let numbers = |p: &Value| -> Vec<i64> {
+        p["data"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect()
+    };
+    let mut pages = Vec::new();
+    let mut path = "/api/v1/prompts/chunky/versions?limit=2".to_owned();
+    loop {
+        let p = admin.get(&path).await.json();
+        pages.push(numbers(&p));
+        match p["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/prompts/chunky/versions?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, vec![vec![7, 6], vec![5, 3], vec![2, 1]]);
+    let all = admin.get("/api/v1/prompts/chunky/versions?limit=50&include_archived=true").await.json();
+    assert_eq!(numbers(&all), vec![7, 6, 5, 4, 3, 2, 1]);
+    assert!(all["next_cursor"].is_null());
+}

@@ -487,9 +487,29 @@ pub async fn list_versions(
 ) -> Result<Page<VersionRow>, AppError> {
     p.require(Role::Viewer)?;
     let prompt = find(app, p, name).await?;
-    let query = VersionListQuery { page: page.clone(), include_archived };
-    let rows = app.store.list_versions(p.org, prompt.prompt.prompt_id, &query).await?;
     let cursor_of = |v: &VersionRow| v.version.to_string();
+    // Read in chunks of as many rows as surely fit in a page, and stop
+    // once the page is full: a page of the largest versions never holds
+    // more than about two pages' worth of contents in memory.
+    let chunk = (MAX_PAGE_BYTES / app.config.max_prompt_bytes.max(1)).clamp(1, 200) as u32;
+    let mut rows: Vec<VersionRow> = Vec::new();
+    let mut bytes = 0usize;
+    let mut cursor = page.cursor.clone();
+    loop {
+        let want = page.limit.saturating_sub(rows.len() as u32).min(chunk);
+        let query = VersionListQuery { page: scope_store::PageQuery { limit: want, cursor }, include_archived };
+        let got = app.store.list_versions(p.org, prompt.prompt.prompt_id, &query).await?;
+        let read = got.len();
+        bytes = got.iter().fold(bytes, |b, v| b.saturating_add(version_json_len(v)));
+        rows.extend(got);
+        // Past the byte bound with two rows or more, `bound_bytes` ends the
+        // page before the last row read, so a next cursor is given.
+        let full = rows.len() >= page.limit as usize || (bytes > MAX_PAGE_BYTES && rows.len() >= 2);
+        if read < want as usize || full {
+            break;
+        }
+        cursor = rows.last().map(cursor_of);
+    }
     Ok(bound_bytes(Page::from_rows(rows, &page, cursor_of), version_json_len, cursor_of))
 }
 
