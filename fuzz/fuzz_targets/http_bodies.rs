@@ -179,6 +179,10 @@ fuzz_target!(|data: &[u8]| {
     let token = with_token.then_some(f.token.as_str());
     let (status, bytes) = f.rt.block_on(call(&f.router, method.clone(), path, token, ct, body));
     let text = String::from_utf8_lossy(&bytes);
+    if std::env::var_os("SCOPE_FUZZ_TRACE").is_some() {
+        // What the corpus reaches: `SCOPE_FUZZ_TRACE=1 … -runs=0 CORPUS`.
+        eprintln!("status {} {method} {path}", status.as_u16());
+    }
     assert!(!status.is_server_error(), "{method} {path} ({ct:?}) → {status}: {text}");
     if status.is_client_error() {
         let v: Value = serde_json::from_slice(&bytes)
