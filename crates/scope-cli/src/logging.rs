@@ -101,6 +101,7 @@ impl Visit for TextVisitor<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};

@@ -1,5 +1,5 @@
 //! `GET /metrics`: the Prometheus text exposition of `runtime::metrics`; its
-//! tests check the labels `http::request_id` records for each request.
+//! tests check the labels `http::telemetry` records for each request.
 //!
 //! Unauthenticated, like `/healthz` (Prometheus scrapes without tokens): keep
 //! it reachable from the internal network only. No label names an id, email,
