@@ -299,19 +299,14 @@ fn refusal(status: StatusCode, message: &str, request_id: Option<HeaderValue>) -
     let mut r = crate::http::error::error_response(ErrorCode::Internal, message);
     *r.status_mut() = status;
     r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    if let Some(id) = request_id.filter(valid_request_id) {
+    // The request-id rule of the telemetry layer: what it would not echo is
+    // not echoed here either.
+    if let Some(id) = request_id.filter(crate::http::telemetry::valid_request_id) {
         r.headers_mut().insert(X_REQUEST_ID, id);
     }
     r
 }
 
-/// The same rule as the request-id middleware: 1-128 characters of
-/// `[A-Za-z0-9._:-]`; anything else is not echoed.
-fn valid_request_id(v: &HeaderValue) -> bool {
-    let b = v.as_bytes();
-    (1..=128).contains(&b.len())
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
-}
 
 pin_project! {
     /// A request's answer under its timeout, holding its place in the

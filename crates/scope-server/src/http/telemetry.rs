@@ -163,7 +163,7 @@ where
 
 /// 1 to 128 characters of `[A-Za-z0-9._:-]`: anything else (too long, spaces,
 /// control characters) is replaced by a new id rather than logged.
-fn valid_request_id(v: &HeaderValue) -> bool {
+pub(crate) fn valid_request_id(v: &HeaderValue) -> bool {
     let b = v.as_bytes();
     (1..=128).contains(&b.len())
         && b.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
