@@ -243,7 +243,8 @@ struct ServeArgs {
     /// before 429 (credentials that verify are never refused).
     #[arg(long, env = "SCOPE_AUTH_KEY_FAILURE_LIMIT", default_value = "10", value_parser = parse_key_failure_limit)]
     auth_key_failure_limit: u32,
-    /// Seconds a client has to send a request's headers (HTTP/1).
+    /// Seconds a client has to send a request's headers once their first
+    /// byte has come (HTTP/1), and a new connection to send anything.
     #[arg(long, env = "SCOPE_HEADER_READ_TIMEOUT_SECS", default_value = "10", value_parser = parse_timeout_secs)]
     header_read_timeout_secs: u64,
     /// Seconds a connection may stay without any traffic before it is closed.

@@ -4,9 +4,14 @@
 //! - a cap on connections served at once: past it the accept loop waits, so
 //!   further connections queue in the kernel instead of costing a task and
 //!   a file descriptor each;
-//! - a header-read timeout (HTTP/1, hyper's own; it also runs while a
-//!   keep-alive connection waits for its next request; a connection that
-//!   sends nothing at all gets as long, through the idle watch);
+//! - a header-read timeout (HTTP/1): once the first byte of a request head
+//!   has come, the whole head must follow within it; a connection that
+//!   sends nothing at all gets as long. Kept by the connection's watch
+//!   (below), not by hyper's per-request timer: hyper arms and drops a
+//!   timer-wheel entry for every request, under the timer driver's lock;
+//!   the watch costs a request three uncontended atomic operations. An idle
+//!   keep-alive connection waits for its next request under the idle
+//!   timeout, not this one;
 //! - an idle timeout: a connection on which no byte moves either way for
 //!   that long is closed (HTTP/2 included, and a peer that stopped reading
 //!   its response); open event streams stay busy with their heartbeats;
@@ -28,14 +33,14 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
 use axum::Router;
 use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -84,7 +89,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    // The header-read timeout is the connection watch's (see `watch`).
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     let shared = Arc::new(Shared {
@@ -95,12 +101,7 @@ pub async fn serve(
     });
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let idle = limits.idle_timeout;
-    // Before its first byte a connection is not HTTP/1 yet (hyper-util reads
-    // the first bytes to tell HTTP/1 from HTTP/2), so hyper's header timer
-    // has not started: a silent client gets no longer than it would have to
-    // send its headers.
-    let first_byte = limits.header_read_timeout.min(idle);
+    let timeouts = WatchTimeouts { header: limits.header_read_timeout, idle: limits.idle_timeout };
     tokio::pin!(shutdown);
     loop {
         // A free connection slot first: past the cap, nothing is accepted.
@@ -127,9 +128,9 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let busy = Arc::new(AtomicBool::new(false));
-        let io = TokioIo::new(Tracked { inner: stream, busy: busy.clone() });
-        let service = ConnService { router: router.clone(), peer, shared: shared.clone() };
+        let state = Arc::new(ConnState::default());
+        let io = TokioIo::new(Tracked { inner: stream, state: state.clone() });
+        let service = ConnService { router: router.clone(), peer, shared: shared.clone(), state: state.clone() };
         let watcher = graceful.watcher();
         let builder = builder.clone();
         tokio::spawn(async move {
@@ -141,7 +142,7 @@ pub async fn serve(
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 }
-                _ = idle_watch(&busy, first_byte, idle) => tracing::debug!("idle connection closed"),
+                closed = watch(&state, timeouts) => tracing::debug!(reason = closed.0, "connection closed"),
             }
         });
     }
@@ -150,46 +151,95 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
-/// Resolves once no byte has moved on the connection for `idle`, or for
-/// `first_byte` before anything came at all (checked in quarters, so the
-/// connection closes between the limit and 1.25 × the limit after its last
-/// byte).
-async fn idle_watch(busy: &AtomicBool, first_byte: Duration, idle: Duration) {
-    let mut limit = first_byte;
-    let mut quiet = Duration::ZERO;
+/// What a connection's watch reads, kept up to date by its IO ([`Tracked`])
+/// and its service ([`ConnService`], [`Guarded`]).
+#[derive(Default)]
+struct ConnState {
+    /// A byte moved either way since the watch last looked (idle timeout).
+    moved: AtomicBool,
+    /// A byte was read since the watch last looked or a head was last read.
+    received: AtomicBool,
+    /// Request heads read so far.
+    heads: AtomicU64,
+    /// Requests read and not yet answered.
+    active: AtomicUsize,
+    /// HTTP/2: requests are frames on a shared connection; no header timing.
+    multiplexed: AtomicBool,
+}
+
+#[derive(Clone, Copy)]
+struct WatchTimeouts {
+    header: Duration,
+    idle: Duration,
+}
+
+/// Why the watch closed a connection (logged at debug).
+struct Closed(&'static str);
+
+/// Returns when the connection is to be closed: no byte moved either way
+/// for `idle` (or for the header-read timeout before anything came at all);
+/// or a request head begun (a byte read while no request was being
+/// answered) was not complete within the header-read timeout. Checked in
+/// quarters of the shorter limit, so a limit is enforced within a quarter
+/// of it (and one tick: the first byte of a head is noticed at the next
+/// look).
+async fn watch(state: &ConnState, limits: WatchTimeouts) -> Closed {
+    let first_byte = limits.header.min(limits.idle);
+    let tick = (first_byte / 4).max(Duration::from_millis(10));
+    let (mut quiet, mut heard) = (Duration::ZERO, false);
+    let (mut heads_seen, mut head_for) = (0u64, None::<Duration>);
     loop {
-        let tick = (limit / 4).max(Duration::from_millis(10));
         tokio::time::sleep(tick).await;
-        if busy.swap(false, Ordering::Relaxed) {
-            quiet = Duration::ZERO;
-            limit = idle;
+        if state.moved.swap(false, Ordering::Relaxed) {
+            (quiet, heard) = (Duration::ZERO, true);
         } else {
             quiet += tick;
-            if quiet >= limit {
-                return;
+            if quiet >= if heard { limits.idle } else { first_byte } {
+                return Closed(if heard { "idle" } else { "nothing sent" });
             }
         }
+        let received = state.received.swap(false, Ordering::Relaxed);
+        let heads = state.heads.load(Ordering::Relaxed);
+        if heads != heads_seen {
+            // A head was completed since the last look: its clock stops.
+            (heads_seen, head_for) = (heads, None);
+        }
+        if state.active.load(Ordering::Relaxed) > 0 || state.multiplexed.load(Ordering::Relaxed) {
+            // Bytes now are a body's (the body-read timeout's business).
+            head_for = None;
+            continue;
+        }
+        head_for = match head_for {
+            None if received => Some(Duration::ZERO),
+            None => None,
+            Some(waited) if waited + tick >= limits.header => return Closed("request head too slow"),
+            Some(waited) => Some(waited + tick),
+        };
     }
 }
 
 /// A socket that notes when bytes move, for the idle watch.
 struct Tracked {
     inner: TcpStream,
-    busy: Arc<AtomicBool>,
+    state: Arc<ConnState>,
 }
 
 impl Tracked {
     fn moved<T>(&self, r: &Poll<std::io::Result<T>>) {
         if matches!(r, Poll::Ready(Ok(_))) {
-            self.busy.store(true, Ordering::Relaxed);
+            self.state.moved.store(true, Ordering::Relaxed);
         }
     }
 }
 
 impl AsyncRead for Tracked {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         self.moved(&r);
+        if buf.filled().len() > before {
+            self.state.received.store(true, Ordering::Relaxed);
+        }
         r
     }
 }
@@ -232,23 +282,12 @@ struct Shared {
     in_flight: AtomicUsize,
 }
 
-/// One request counted against `max_concurrent_requests` until dropped.
-struct InFlight(Arc<Shared>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The service of one connection: the router, with the peer address as
-/// `ConnectInfo`, the body under its read timeout, and the request under its
-/// timeout and the concurrency cap.
 #[derive(Clone)]
 struct ConnService {
     router: Router,
     peer: SocketAddr,
     shared: Arc<Shared>,
+    state: Arc<ConnState>,
 }
 
 /// Event streams last as long as the client wants: no request timeout, and
@@ -263,35 +302,65 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
     type Future = Guarded<<Router as Service<Request<TimedBody>>>::Future>;
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        let state = &self.state;
+        // A head was read: its header-read clock stops (see `watch`).
+        state.received.store(false, Ordering::Relaxed);
+        state.heads.fetch_add(1, Ordering::Relaxed);
+        if req.version() == Version::HTTP_2 {
+            state.multiplexed.store(true, Ordering::Relaxed);
+        }
+        let mut answering = Answering::new(state.clone());
         let limited = !is_event_stream(&req);
-        let mut guard = None;
-        let mut deadline = None;
+        let mut timeout = None;
         let mut request_id = None;
         if limited {
             let before = self.shared.in_flight.fetch_add(1, Ordering::Relaxed);
-            let counted = InFlight(self.shared.clone());
+            answering.counted = Some(self.shared.clone());
             if before >= self.shared.max_requests {
-                drop(counted);
-                let id = req.headers().get(X_REQUEST_ID).cloned();
+                drop(answering);
+                let id = req.headers().get(&X_REQUEST_ID).cloned();
                 return Guarded::ready(refusal(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the server is busy; retry shortly",
                     id,
                 ));
             }
-            guard = Some(counted);
-            deadline = Some(tokio::time::sleep(self.shared.request_timeout));
-            request_id = req.headers().get(X_REQUEST_ID).cloned();
+            timeout = Some(self.shared.request_timeout);
+            request_id = req.headers().get(&X_REQUEST_ID).cloned();
         }
         req.extensions_mut().insert(ConnectInfo(self.peer));
-        let timeout = self.shared.body_read_timeout;
-        let req = req.map(|inner| TimedBody { inner, timeout, deadline: None });
+        let body_timeout = self.shared.body_read_timeout;
+        let req = req.map(|inner| TimedBody { inner, timeout: body_timeout, deadline: None });
         let inner = self.router.clone().call(req);
-        Guarded { inner: Some(inner), deadline, request_id, _guard: guard, ready: None }
+        Guarded { inner: Some(inner), timeout, deadline: None, request_id, _answering: Some(answering), ready: None }
     }
 }
 
-const X_REQUEST_ID: &str = "x-request-id";
+/// Held while a request is answered: the connection's count of requests
+/// being answered (see `watch`) and, unless it is an event stream, the
+/// server's (the concurrency cap).
+struct Answering {
+    conn: Arc<ConnState>,
+    counted: Option<Arc<Shared>>,
+}
+
+impl Answering {
+    fn new(conn: Arc<ConnState>) -> Self {
+        conn.active.fetch_add(1, Ordering::Relaxed);
+        Answering { conn, counted: None }
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.conn.active.fetch_sub(1, Ordering::Relaxed);
+        if let Some(shared) = &self.counted {
+            shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+use crate::http::telemetry::X_REQUEST_ID;
 
 /// `status` with `Retry-After: 1` and the SPEC body (code `internal`: the
 /// SPEC's list of codes is closed, and the status tells clients to retry).
@@ -302,7 +371,7 @@ fn refusal(status: StatusCode, message: &str, request_id: Option<HeaderValue>) -
     // The request-id rule of the telemetry layer: what it would not echo is
     // not echoed here either.
     if let Some(id) = request_id.filter(crate::http::telemetry::valid_request_id) {
-        r.headers_mut().insert(X_REQUEST_ID, id);
+        r.headers_mut().insert(X_REQUEST_ID.clone(), id);
     }
     r
 }
@@ -314,17 +383,20 @@ pin_project! {
     struct Guarded<F> {
         #[pin]
         inner: Option<F>,
+        // The request timeout; its timer is started the first time the
+        // answer is not ready at once (most are, and cost no timer).
+        timeout: Option<Duration>,
         #[pin]
         deadline: Option<Sleep>,
         request_id: Option<HeaderValue>,
-        _guard: Option<InFlight>,
+        _answering: Option<Answering>,
         ready: Option<Response<Body>>,
     }
 }
 
 impl<F> Guarded<F> {
     fn ready(r: Response<Body>) -> Self {
-        Guarded { inner: None, deadline: None, request_id: None, _guard: None, ready: Some(r) }
+        Guarded { inner: None, timeout: None, deadline: None, request_id: None, _answering: None, ready: Some(r) }
     }
 }
 
@@ -344,6 +416,9 @@ where
                 this.inner.set(None);
                 return Poll::Ready(r);
             }
+        }
+        if let Some(timeout) = this.timeout.take() {
+            this.deadline.set(Some(tokio::time::sleep(timeout)));
         }
         if let Some(deadline) = this.deadline.as_pin_mut() {
             if deadline.poll(cx).is_ready() {

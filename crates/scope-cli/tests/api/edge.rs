@@ -253,6 +253,54 @@ async fn a_client_that_stalls_in_its_headers_is_disconnected() {
 }
 
 #[tokio::test]
+async fn a_head_trickled_a_byte_at_a_time_after_a_kept_alive_request_is_cut() {
+    // Every byte moves the connection (so the idle timeout never fires);
+    // only the header-read timeout ends it. The head would take 40 s.
+    let server = TestServer::builder().env("SCOPE_HEADER_READ_TIMEOUT_SECS", "1").start().await;
+    let mut conn = connect(&server).await;
+    conn.write_all(healthz_request(&server).as_bytes()).await.expect("send");
+    let (status, text) = read_response(&mut conn, SOON).await.expect("an answer");
+    assert!(status.starts_with("HTTP/1.1 200"), "{text}");
+    let started = std::time::Instant::now();
+    let head = healthz_request(&server);
+    let mut cut = false;
+    for byte in head.as_bytes().iter().take(head.len() - 1) {
+        if conn.write_all(std::slice::from_ref(byte)).await.is_err() {
+            cut = true;
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(200), conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                cut = true;
+                break;
+            }
+            Ok(Ok(n)) => panic!("no answer to half a head: {}", String::from_utf8_lossy(&buf[..n])),
+            Err(_) => {}
+        }
+        assert!(started.elapsed() < SOON, "still open after {:?} of trickling", started.elapsed());
+    }
+    assert!(cut, "the connection was closed before the head was complete");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_outlives_the_header_read_timeout() {
+    // Waiting for the next request is the idle timeout's business.
+    let server = TestServer::builder()
+        .env("SCOPE_HEADER_READ_TIMEOUT_SECS", "1")
+        .env("SCOPE_IDLE_TIMEOUT_SECS", "30")
+        .start()
+        .await;
+    let mut conn = connect(&server).await;
+    for _ in 0..2 {
+        conn.write_all(healthz_request(&server).as_bytes()).await.expect("send");
+        let (status, text) = read_response(&mut conn, SOON).await.expect("an answer on the kept-alive connection");
+        assert!(status.starts_with("HTTP/1.1 200"), "{text}");
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_client_that_connects_and_sends_nothing_is_disconnected() {
     let server = TestServer::builder().env("SCOPE_HEADER_READ_TIMEOUT_SECS", "1").start().await;
     let mut conn = connect(&server).await;
