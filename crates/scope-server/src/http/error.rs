@@ -51,7 +51,7 @@ impl IntoResponse for AppError {
             AppError::Unauthorized => {
                 let mut r = error_response(ErrorCode::Unauthorized, "missing, invalid or expired access token");
                 // RFC 6750 §3.1 (a request that sent no credentials at all
-                // gets a bare `Bearer`: `oauth::bearer_challenge`).
+                // gets a bare `Bearer`: `oauth::wants_bare_challenge`).
                 r.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer error=\"invalid_token\", error_description=\"the access token is invalid, expired or revoked\""),

@@ -19,7 +19,7 @@
 //! - discovery: `/.well-known/oauth-authorization-server` (RFC 8414) and a
 //!   minimal `/.well-known/openid-configuration`, whose issuer is the tokens'
 //!   `iss`;
-//! - RFC 6750 challenges on the Scope API ([`bearer_challenge`]).
+//! - RFC 6750 challenges on the Scope API ([`wants_bare_challenge`]).
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -27,7 +27,6 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -459,17 +458,22 @@ pub async fn openid_configuration(State(app): State<Arc<App>>) -> Response {
 
 // ---- RFC 6750 on the Scope API -----------------------------------------------------------
 
-/// A 401 of the Scope API to a request that presented no credentials at all
-/// carries a bare `Bearer` challenge: RFC 6750 §3.1 gives no error code when
-/// the client did not try (the error mapping says `invalid_token`, right for
-/// a token that was presented and refused).
-pub async fn bearer_challenge(req: Request, next: Next) -> Response {
-    let presented = req.headers().contains_key(header::AUTHORIZATION);
-    let mut resp = next.run(req).await;
-    if resp.status() == StatusCode::UNAUTHORIZED && !presented {
+/// Whether a 401 answer to this request gets a bare `Bearer` challenge: a
+/// request to the Scope API (`/api/v1/…`) that presented no credentials at
+/// all. RFC 6750 §3.1 gives no error code when the client did not try (the
+/// error mapping says `invalid_token`, right for a token that was presented
+/// and refused). Decided when the request comes in, applied by
+/// [`bare_bearer_challenge`] to its answer (both from the telemetry layer,
+/// which every request passes through: no route layer of its own).
+pub fn wants_bare_challenge(req: &Request) -> bool {
+    req.uri().path().starts_with("/api/v1/") && !req.headers().contains_key(header::AUTHORIZATION)
+}
+
+/// See [`wants_bare_challenge`].
+pub fn bare_bearer_challenge(resp: &mut Response) {
+    if resp.status() == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
-    resp
 }
 
 /// `GET /api/v1/org/audiences`: the audiences the organization allows in

@@ -2,7 +2,10 @@
 //! `X-Request-ID` when it is sane, else a new ULID), the `request` span every
 //! log line of the request is written in, the request count and latency for
 //! `/metrics`, the body-size limit the extractors read, and a panicking
-//! handler turned into the SPEC's `500` body.
+//! handler turned into the SPEC's `500` body; and, on the Scope API, the
+//! bare RFC 6750 challenge of a 401 to a request without credentials
+//! (`oauth::wants_bare_challenge`; a route layer of its own cost every API
+//! request a boxed service and a boxed future).
 //!
 //! One hand-written tower layer rather than `axum::middleware::from_fn` plus
 //! `DefaultBodyLimit` plus tower-http's `CatchPanicLayer`: axum wraps every
@@ -84,6 +87,7 @@ where
         );
         let method = crate::runtime::metrics::method_label(req.method());
         let route = req.extensions().get::<MatchedPath>().cloned();
+        let bare_challenge = super::oauth::wants_bare_challenge(&req);
         let inner = {
             let _entered = span.enter();
             match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
@@ -91,7 +95,14 @@ where
                 Err(_) => Guarded::Panicked,
             }
         };
-        TelemetryFuture { inner: inner.instrument(span), id: Some(id), method, route, started: Instant::now() }
+        TelemetryFuture {
+            inner: inner.instrument(span),
+            id: Some(id),
+            method,
+            route,
+            bare_challenge,
+            started: Instant::now(),
+        }
     }
 }
 
@@ -103,6 +114,7 @@ pin_project_lite::pin_project! {
         id: Option<HeaderValue>,
         method: &'static str,
         route: Option<MatchedPath>,
+        bare_challenge: bool,
         started: Instant,
     }
 }
@@ -125,6 +137,9 @@ where
         crate::runtime::metrics::get().observe_request(this.method, route, status, elapsed);
         if let Some(id) = this.id.take() {
             resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
+        }
+        if *this.bare_challenge {
+            super::oauth::bare_bearer_challenge(&mut resp);
         }
         Poll::Ready(Ok(resp))
     }
