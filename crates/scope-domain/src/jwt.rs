@@ -84,6 +84,9 @@ pub enum JwtError {
 pub struct Signer25519 {
     pub kid: String,
     key: SigningKey,
+    /// The token header, `{"alg":"EdDSA","typ":"JWT","kid":…}` base64url
+    /// encoded: the same for every token this key signs.
+    header_b64: String,
 }
 
 impl std::fmt::Debug for Signer25519 {
@@ -94,12 +97,18 @@ impl std::fmt::Debug for Signer25519 {
 
 impl Signer25519 {
     pub fn generate(kid: String) -> Self {
-        let key = SigningKey::generate(&mut rand::rngs::OsRng);
-        Self { kid, key }
+        Self::with_key(kid, SigningKey::generate(&mut rand::rngs::OsRng))
     }
 
     pub fn from_seed(kid: String, seed: &[u8; 32]) -> Self {
-        Self { kid, key: SigningKey::from_bytes(seed) }
+        Self::with_key(kid, SigningKey::from_bytes(seed))
+    }
+
+    fn with_key(kid: String, key: SigningKey) -> Self {
+        let header = Header { alg: "EdDSA".into(), typ: Some("JWT".into()), kid: Some(kid.clone()) };
+        // Serialising this plain struct cannot fail.
+        let header_b64 = B64.encode(serde_json::to_vec(&header).unwrap_or_default());
+        Self { kid, key, header_b64 }
     }
 
     /// The 32-byte private seed, for storage (encrypted when a master key is
@@ -113,17 +122,15 @@ impl Signer25519 {
     }
 
     pub fn sign(&self, claims: &Claims) -> String {
-        let header = Header { alg: "EdDSA".into(), typ: Some("JWT".into()), kid: Some(self.kid.clone()) };
-        // Serialising these plain structs cannot fail.
-        let h = serde_json::to_vec(&header).unwrap_or_default();
+        // Serialising this plain struct cannot fail.
         let c = serde_json::to_vec(claims).unwrap_or_default();
-        let mut out = String::with_capacity(256);
-        out.push_str(&B64.encode(h));
+        let mut out = String::with_capacity(self.header_b64.len() + 1 + c.len().div_ceil(3) * 4 + 1 + 86);
+        out.push_str(&self.header_b64);
         out.push('.');
-        out.push_str(&B64.encode(c));
+        B64.encode_string(c, &mut out);
         let sig = self.key.sign(out.as_bytes());
         out.push('.');
-        out.push_str(&B64.encode(sig.to_bytes()));
+        B64.encode_string(sig.to_bytes(), &mut out);
         out
     }
 }
@@ -237,6 +244,16 @@ mod tests {
         let c = claims(5000);
         let t = s.sign(&c);
         assert_eq!(set.verify(&t, "http://scope.test", 2000), Ok(c));
+    }
+
+    #[test]
+    fn the_header_names_the_algorithm_type_and_key() {
+        let (s, _) = setup();
+        let t = s.sign(&claims(5000));
+        let header = B64.decode(t.split('.').next().unwrap_or_default()).unwrap_or_default();
+        let header: serde_json::Value = serde_json::from_slice(&header).unwrap_or_default();
+        assert_eq!(header, serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": "k1"}));
+        assert_eq!(t.split('.').count(), 3);
     }
 
     #[test]
