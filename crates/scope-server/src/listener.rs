@@ -376,7 +376,6 @@ fn refusal(status: StatusCode, message: &str, request_id: Option<HeaderValue>) -
     r
 }
 
-
 pin_project! {
     /// A request's answer under its timeout, holding its place in the
     /// concurrency count until done.

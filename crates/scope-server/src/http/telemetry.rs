@@ -23,9 +23,9 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
+use scope_domain::ErrorCode;
 use tower::{Layer, Service};
 use tracing::instrument::Instrumented;
-use scope_domain::ErrorCode;
 use tracing::Instrument;
 
 use super::error::error_response;
@@ -282,9 +282,7 @@ mod layer_tests {
                 Ok(_) => 200,
                 Err(e) => e.into_response().status().as_u16(),
             };
-            Ok::<Response, Infallible>(
-                Response::builder().status(status).body(Body::empty()).unwrap(),
-            )
+            Ok::<Response, Infallible>(Response::builder().status(status).body(Body::empty()).unwrap())
         }));
         let small = svc.clone().oneshot(Request::new(Body::from("12345678"))).await.unwrap();
         assert_eq!(small.status(), 200);
