@@ -81,9 +81,19 @@ pub enum JwtError {
 }
 
 /// A private signing key with its key id.
+///
+/// Tokens are signed by AWS-LC (`aws-lc-rs`), whose Ed25519 uses
+/// s2n-bignum's verified x86-64/AArch64 field arithmetic and signs in about
+/// half the time of ed25519-dalek's portable fixed-base multiplication
+/// (`docs/BENCHMARKS.md`, "Third pass"); the signing is half of a token
+/// exchange's CPU. Ed25519 signatures are deterministic, so both libraries
+/// produce the same bytes (a unit test checks it); ed25519-dalek keeps
+/// generating keys, exposing the seed and public key, verifying tokens, and
+/// signs when AWS-LC refuses the key or fails (neither is expected).
 pub struct Signer25519 {
     pub kid: String,
     key: SigningKey,
+    fast: Option<aws_lc_rs::signature::Ed25519KeyPair>,
     /// The token header, `{"alg":"EdDSA","typ":"JWT","kid":…}` base64url
     /// encoded: the same for every token this key signs.
     header_b64: String,
@@ -108,7 +118,25 @@ impl Signer25519 {
         let header = Header { alg: "EdDSA".into(), typ: Some("JWT".into()), kid: Some(kid.clone()) };
         // Serialising this plain struct cannot fail.
         let header_b64 = B64.encode(serde_json::to_vec(&header).unwrap_or_default());
-        Self { kid, key, header_b64 }
+        // Built from the seed and checked against dalek's public key, so the
+        // two can never sign as different keys.
+        let fast = aws_lc_rs::signature::Ed25519KeyPair::from_seed_and_public_key(
+            &key.to_bytes(),
+            &key.verifying_key().to_bytes(),
+        )
+        .ok();
+        Self { kid, key, fast, header_b64 }
+    }
+
+    /// The Ed25519 signature of `message`: AWS-LC's, or dalek's when there is
+    /// no AWS-LC key or it fails (the same bytes either way).
+    fn signature(&self, message: &[u8]) -> [u8; 64] {
+        if let Some(sig) = self.fast.as_ref().and_then(|k| k.try_sign(message).ok()) {
+            if let Ok(bytes) = <[u8; 64]>::try_from(sig.as_ref()) {
+                return bytes;
+            }
+        }
+        self.key.sign(message).to_bytes()
     }
 
     /// The 32-byte private seed, for storage (encrypted when a master key is
@@ -128,9 +156,9 @@ impl Signer25519 {
         out.push_str(&self.header_b64);
         out.push('.');
         B64.encode_string(c, &mut out);
-        let sig = self.key.sign(out.as_bytes());
+        let sig = self.signature(out.as_bytes());
         out.push('.');
-        B64.encode_string(sig.to_bytes(), &mut out);
+        B64.encode_string(sig, &mut out);
         out
     }
 }
@@ -244,6 +272,23 @@ mod tests {
         let c = claims(5000);
         let t = s.sign(&c);
         assert_eq!(set.verify(&t, "http://scope.test", 2000), Ok(c));
+    }
+
+    #[test]
+    fn aws_lc_signs_the_same_bytes_as_dalek() {
+        for seed in [[0u8; 32], [7u8; 32], [0xff; 32]] {
+            let s = Signer25519::from_seed("k1".into(), &seed);
+            assert!(s.fast.is_some(), "AWS-LC accepts every 32-byte seed");
+            for len in [0, 1, 64, 320, 1000] {
+                let message = vec![b'a' + (len % 26) as u8; len];
+                assert_eq!(s.signature(&message), s.key.sign(&message).to_bytes(), "seed {seed:?}, {len} bytes");
+            }
+        }
+        // And a whole token verifies with dalek.
+        let (s, set) = setup();
+        assert!(s.fast.is_some());
+        let c = claims(5000);
+        assert_eq!(set.verify(&s.sign(&c), "http://scope.test", 2000), Ok(c));
     }
 
     #[test]
