@@ -9,10 +9,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::extract::{ApiJson, ClientIp};
 use super::oauth::{self, TokenFailure};
+use super::openapi::TokenResponse;
 use crate::error::AppError;
 use crate::runtime::metrics::{self, ExchangeOutcome};
 use crate::service::auth::{exchange, Credentials, IssuedToken};
@@ -24,11 +24,11 @@ fn counted(result: Result<IssuedToken, AppError>) -> Result<IssuedToken, AppErro
     result
 }
 
+/// The SPEC §4 answer, serialised straight from its documented type (the
+/// same bytes as a `json!` object: the keys in this order).
 fn token_response(t: IssuedToken) -> impl IntoResponse {
-    (
-        [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
-        Json(json!({ "access_token": t.access_token, "expires_in": t.expires_in, "token_type": "Bearer" })),
-    )
+    let body = TokenResponse { access_token: t.access_token, expires_in: t.expires_in, token_type: "Bearer".into() };
+    ([(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")], Json(body))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

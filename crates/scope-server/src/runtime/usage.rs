@@ -8,19 +8,35 @@ use parking_lot::Mutex;
 use scope_domain::KeyId;
 use scope_store::KeyUsageDelta;
 
+/// Pending counts by key and UTC day — the day as a number (days since the
+/// epoch), formatted only when the counts are read or flushed, not on every
+/// exchange.
 #[derive(Debug, Default)]
 pub struct UsageCounter {
-    pending: Mutex<HashMap<(KeyId, String), (u64, i64)>>,
+    pending: Mutex<HashMap<(KeyId, i64), (u64, i64)>>,
 }
+
+const DAY_MS: i64 = 86_400_000;
 
 /// UTC day of a timestamp, `YYYY-MM-DD`.
 pub fn day_of(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%d").to_string()
 }
 
+/// `YYYY-MM-DD` of a day number.
+fn day_name(day: i64) -> String {
+    day_of(day.saturating_mul(DAY_MS))
+}
+
+/// The day number of `YYYY-MM-DD` (a batch put back after a failed write).
+fn day_number(name: &str) -> Option<i64> {
+    let date = chrono::NaiveDate::parse_from_str(name, "%Y-%m-%d").ok()?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis().div_euclid(DAY_MS))
+}
+
 impl UsageCounter {
     pub fn record(&self, key: KeyId, now_ms: i64) {
-        let day = day_of(now_ms);
+        let day = now_ms.div_euclid(DAY_MS);
         let mut p = self.pending.lock();
         let e = p.entry((key, day)).or_insert((0, now_ms));
         e.0 += 1;
@@ -32,7 +48,12 @@ impl UsageCounter {
         let taken = std::mem::take(&mut *self.pending.lock());
         taken
             .into_iter()
-            .map(|((key_id, day), (count, last_used_at))| KeyUsageDelta { key_id, day, count, last_used_at })
+            .map(|((key_id, day), (count, last_used_at))| KeyUsageDelta {
+                key_id,
+                day: day_name(day),
+                count,
+                last_used_at,
+            })
             .collect()
     }
 
@@ -40,7 +61,10 @@ impl UsageCounter {
     pub fn restore(&self, batch: Vec<KeyUsageDelta>) {
         let mut p = self.pending.lock();
         for d in batch {
-            let e = p.entry((d.key_id, d.day)).or_insert((0, d.last_used_at));
+            // Days come from `drain`, so they parse; one that did not would
+            // count on the day of its last use.
+            let day = day_number(&d.day).unwrap_or(d.last_used_at.div_euclid(DAY_MS));
+            let e = p.entry((d.key_id, day)).or_insert((0, d.last_used_at));
             e.0 += d.count;
             e.1 = e.1.max(d.last_used_at);
         }
@@ -54,9 +78,42 @@ impl UsageCounter {
         for ((k, day), (count, at)) in p.iter() {
             if k == key {
                 last = Some(last.map_or(*at, |l: i64| l.max(*at)));
-                *days.entry(day.clone()).or_insert(0) += count;
+                *days.entry(day_name(*day)).or_insert(0) += count;
             }
         }
         (last, days)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_utc_day_and_survives_a_failed_flush() {
+        let usage = UsageCounter::default();
+        let key = KeyId::generate();
+        // 2026-11-27T23:59:59.999Z, then twice on the 28th.
+        let late = 1_795_823_999_999;
+        usage.record(key, late);
+        usage.record(key, late + 1);
+        usage.record(key, late + 5_000);
+        let (last, days) = usage.pending_for(&key);
+        assert_eq!(last, Some(late + 5_000));
+        assert_eq!(days, HashMap::from([("2026-11-27".to_string(), 1), ("2026-11-28".to_string(), 2)]));
+
+        let mut batch = usage.drain();
+        batch.sort_by(|a, b| a.day.cmp(&b.day));
+        let got: Vec<_> = batch.iter().map(|d| (d.day.as_str(), d.count, d.last_used_at)).collect();
+        assert_eq!(got, [("2026-11-27", 1, late), ("2026-11-28", 2, late + 5_000)]);
+        assert_eq!(usage.pending_for(&key), (None, HashMap::new()));
+
+        // Put back (the write failed), then more use on the 28th: one entry per day.
+        usage.restore(batch);
+        usage.record(key, late + 9_000);
+        let mut again = usage.drain();
+        again.sort_by(|a, b| a.day.cmp(&b.day));
+        let got: Vec<_> = again.iter().map(|d| (d.day.as_str(), d.count, d.last_used_at)).collect();
+        assert_eq!(got, [("2026-11-27", 1, late), ("2026-11-28", 3, late + 9_000)]);
     }
 }
