@@ -1,6 +1,7 @@
 //! The one layer every request goes through: the request id (the client's
-//! `X-Request-ID` when it is sane, else a new ULID), the `request` span every
-//! log line of the request is written in, the request count and latency for
+//! `X-Request-ID` when it is sane, else a new ULID), the request context
+//! every log line of the request is written with ([`RequestLog`]), the
+//! request count and latency for
 //! `/metrics`, the body-size limit the extractors read, and a panicking
 //! handler turned into the SPEC's `500` body; and, on the Scope API, the
 //! bare RFC 6750 challenge of a 401 to a request without credentials
@@ -12,21 +13,30 @@
 //! route in a boxed service per layer, and each of those is cloned and
 //! driven through its own `Oneshot` on every request; `from_fn` also boxes
 //! its future. Measured in docs/BENCHMARKS.md ("Per-request overhead").
+//!
+//! The request context is not a tracing span: tracing-subscriber's fmt layer
+//! registers a span and formats its fields when the span is created, whether
+//! or not anything is logged inside it — about 15 % of the server's
+//! instructions per `GET /healthz`. The context is kept in a thread-local
+//! while the request's future runs, and the `scope` binary's log formatter
+//! writes it into the lines logged meanwhile, in the form the span had
+//! (`request{method=… path=… request_id=…}: ` in text, `span`/`spans` in
+//! JSON; `scope-cli`'s `logging.rs`, which tests the two agree).
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use axum::response::Response;
 use scope_domain::ErrorCode;
 use tower::{Layer, Service};
-use tracing::instrument::Instrumented;
-use tracing::Instrument;
 
 use super::error::error_response;
 
@@ -77,26 +87,21 @@ where
             Some(v) if valid_request_id(v) => v.clone(),
             _ => new_request_id(),
         };
-        // The id is a checked ASCII header value, so `to_str` cannot fail.
-        let id_str = id.to_str().unwrap_or_default();
-        let span = tracing::info_span!(
-            "request",
-            method = %req.method(),
-            path = %loggable_path(req.uri().path()),
-            request_id = %id_str,
-        );
+        let request =
+            Arc::new(RequestLog { method: req.method().clone(), uri: req.uri().clone(), request_id: id.clone() });
         let method = crate::runtime::metrics::method_label(req.method());
         let route = req.extensions().get::<MatchedPath>().cloned();
         let bare_challenge = super::oauth::wants_bare_challenge(&req);
         let inner = {
-            let _entered = span.enter();
+            let _entered = enter_request(&request);
             match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
                 Ok(fut) => Guarded::Running { fut },
                 Err(_) => Guarded::Panicked,
             }
         };
         TelemetryFuture {
-            inner: inner.instrument(span),
+            inner,
+            request,
             id: Some(id),
             method,
             route,
@@ -110,7 +115,8 @@ pin_project_lite::pin_project! {
     /// The response future of [`Telemetry`].
     pub struct TelemetryFuture<F> {
         #[pin]
-        inner: Instrumented<Guarded<F>>,
+        inner: Guarded<F>,
+        request: Arc<RequestLog>,
         id: Option<HeaderValue>,
         method: &'static str,
         route: Option<MatchedPath>,
@@ -126,13 +132,12 @@ where
     type Output = Result<Response, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let Ok(mut resp) = ready!(this.inner.as_mut().poll(cx));
+        let this = self.project();
+        let entered = enter_request(this.request);
+        let Ok(mut resp) = ready!(this.inner.poll(cx));
         let (status, elapsed) = (resp.status().as_u16(), this.started.elapsed());
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            let _entered = this.inner.span().enter();
-            tracing::debug!(status, elapsed_us = elapsed.as_micros() as u64, "response");
-        }
+        tracing::debug!(status, elapsed_us = elapsed.as_micros() as u64, "response");
+        drop(entered);
         let route = this.route.as_ref().map(MatchedPath::as_str);
         crate::runtime::metrics::get().observe_request(this.method, route, status, elapsed);
         if let Some(id) = this.id.take() {
@@ -172,6 +177,67 @@ where
                 tracing::error!("handler panicked");
                 Poll::Ready(Ok(error_response(ErrorCode::Internal, "internal error")))
             }
+        }
+    }
+}
+
+/// The request a log line was written for: what the line says about it.
+#[derive(Debug)]
+pub struct RequestLog {
+    method: Method,
+    uri: Uri,
+    request_id: HeaderValue,
+}
+
+impl RequestLog {
+    pub fn new(method: Method, uri: Uri, request_id: HeaderValue) -> Self {
+        Self { method, uri, request_id }
+    }
+
+    pub fn method(&self) -> &str {
+        self.method.as_str()
+    }
+
+    /// The path, except an invitation link's (its secret): its route.
+    pub fn path(&self) -> &str {
+        loggable_path(self.uri.path())
+    }
+
+    /// The `X-Request-ID` the answer carries (checked ASCII).
+    pub fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or("-")
+    }
+}
+
+thread_local! {
+    /// The request whose future this thread is polling, if any.
+    static CURRENT_REQUEST: RefCell<Option<Arc<RequestLog>>> = const { RefCell::new(None) };
+}
+
+/// The request being answered on this thread (its future is being polled),
+/// for the log formatter.
+pub fn current_request() -> Option<Arc<RequestLog>> {
+    CURRENT_REQUEST.try_with(|c| c.try_borrow().ok().and_then(|r| r.clone())).ok().flatten()
+}
+
+/// Makes `request` the current one on this thread until the guard drops
+/// (then the previous one is current again).
+pub fn enter_request(request: &Arc<RequestLog>) -> EnteredRequest {
+    let previous = CURRENT_REQUEST.try_with(|c| c.try_borrow_mut().ok().map(|mut r| r.replace(request.clone())));
+    EnteredRequest { previous: previous.ok().flatten() }
+}
+
+/// See [`enter_request`].
+#[must_use]
+pub struct EnteredRequest {
+    /// `Some(previous)` when the request was entered.
+    previous: Option<Option<Arc<RequestLog>>>,
+}
+
+impl Drop for EnteredRequest {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            let _ = CURRENT_REQUEST.try_with(|c| c.try_borrow_mut().map(|mut r| *r = previous));
         }
     }
 }
@@ -288,5 +354,53 @@ mod layer_tests {
         assert_eq!(small.status(), 200);
         let big = svc.oneshot(Request::new(Body::from("123456789"))).await.unwrap();
         assert_eq!(big.status(), 413);
+    }
+
+    #[tokio::test]
+    async fn the_request_is_current_while_its_future_runs_and_only_then() {
+        type Seen = Vec<Option<(String, String, String)>>;
+        let seen = Arc::new(std::sync::Mutex::new(Seen::new()));
+        let log = seen.clone();
+        let svc = TelemetryLayer::new(1024).layer(tower::service_fn(move |_req: Request| {
+            let log = log.clone();
+            let snapshot =
+                || current_request().map(|r| (r.method().to_owned(), r.path().to_owned(), r.request_id().to_owned()));
+            // When the service is called, and across an await inside the handler.
+            log.lock().unwrap().push(snapshot());
+            async move {
+                tokio::task::yield_now().await;
+                log.lock().unwrap().push(snapshot());
+                Ok::<Response, Infallible>(Response::new(Body::empty()))
+            }
+        }));
+        assert!(current_request().is_none());
+        let req = Request::builder()
+            .method("POST")
+            .uri("/invite/secret-token?x=1")
+            .header("x-request-id", "req-7")
+            .body(Body::empty())
+            .unwrap();
+        let resp = svc.oneshot(req).await.unwrap();
+        assert_eq!(resp.headers().get("x-request-id").unwrap(), "req-7");
+        let expected = Some(("POST".to_string(), "/invite/{token}".to_string(), "req-7".to_string()));
+        assert_eq!(*seen.lock().unwrap(), vec![expected.clone(), expected]);
+        assert!(current_request().is_none(), "not current once the answer is out");
+    }
+
+    #[test]
+    fn entered_requests_nest_and_restore() {
+        let req = |id: &'static str| {
+            Arc::new(RequestLog::new(Method::GET, Uri::from_static("/a"), HeaderValue::from_static(id)))
+        };
+        let (outer, inner) = (req("outer"), req("inner"));
+        {
+            let _o = enter_request(&outer);
+            {
+                let _i = enter_request(&inner);
+                assert_eq!(current_request().unwrap().request_id(), "inner");
+            }
+            assert_eq!(current_request().unwrap().request_id(), "outer");
+        }
+        assert!(current_request().is_none());
     }
 }
