@@ -15,12 +15,10 @@ const ROUTER_SOURCE: &str = include_str!("../../../scope-server/src/http/mod.rs"
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
-/// `(METHOD path)` of every route in the router's source; the routes of the
-/// `api` router (up to the end of its `let api = …;` statement) are under
-/// `/api/v1`.
+/// `(METHOD path)` of every route in the router's source (every route is
+/// written with its full path: the Scope API's are merged, not nested).
 fn router_operations() -> BTreeSet<String> {
-    let api_start = ROUTER_SOURCE.find("let api = ").expect("the router source defines `let api = …`");
-    let api_end = api_start + ROUTER_SOURCE[api_start..].find(';').expect("`let api = …;` ends");
+    assert!(!ROUTER_SOURCE.contains(".nest("), "a nested router's routes would need its prefix here");
     let mut out = BTreeSet::new();
     let mut at = 0;
     while let Some(i) = ROUTER_SOURCE[at..].find(".route(\"") {
@@ -29,7 +27,6 @@ fn router_operations() -> BTreeSet<String> {
         let path = &ROUTER_SOURCE[start..start + path_len];
         let line_end = start + ROUTER_SOURCE[start..].find('\n').unwrap_or(ROUTER_SOURCE.len() - start);
         let rest = &ROUTER_SOURCE[start + path_len..line_end];
-        let prefix = if (api_start..api_end).contains(&start) { "/api/v1" } else { "" };
         let mut found = 0;
         for m in METHODS {
             let needle = format!("{m}(");
@@ -38,7 +35,7 @@ fn router_operations() -> BTreeSet<String> {
                 let pos = from + j;
                 let before = rest[..pos].chars().last().unwrap_or(' ');
                 if !(before.is_alphanumeric() || before == '_' || before == ':') {
-                    out.insert(format!("{} {prefix}{path}", m.to_uppercase()));
+                    out.insert(format!("{} {path}", m.to_uppercase()));
                     found += 1;
                 }
                 from = pos + needle.len();
