@@ -120,11 +120,10 @@ impl Signer25519 {
         let header_b64 = B64.encode(serde_json::to_vec(&header).unwrap_or_default());
         // Built from the seed and checked against dalek's public key, so the
         // two can never sign as different keys.
-        let fast = aws_lc_rs::signature::Ed25519KeyPair::from_seed_and_public_key(
-            &key.to_bytes(),
-            &key.verifying_key().to_bytes(),
-        )
-        .ok();
+        let seed = zeroize::Zeroizing::new(key.to_bytes());
+        let fast =
+            aws_lc_rs::signature::Ed25519KeyPair::from_seed_and_public_key(&*seed, &key.verifying_key().to_bytes())
+                .ok();
         Self { kid, key, fast, header_b64 }
     }
 
