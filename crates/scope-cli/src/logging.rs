@@ -38,7 +38,9 @@ pub fn init(format: LogFormat) {
     match format {
         LogFormat::Text if terminal => builder.event_format(text).init(),
         LogFormat::Text => builder.fmt_fields(TextFields).event_format(text).init(),
-        LogFormat::Json => builder.json().event_format(WithRequest::json(tracing_subscriber::fmt::format().json())).init(),
+        LogFormat::Json => {
+            builder.json().event_format(WithRequest::json(tracing_subscriber::fmt::format().json())).init()
+        }
     }
 }
 
@@ -93,12 +95,8 @@ fn text_with_request(line: &mut String, target: &str, request: &RequestLog) {
     if line[..at].ends_with(DIMMED) {
         at -= DIMMED.len();
     }
-    let span = format!(
-        "request{{method={} path={} request_id={}}}: ",
-        request.method(),
-        request.path(),
-        request.request_id()
-    );
+    let span =
+        format!("request{{method={} path={} request_id={}}}: ", request.method(), request.path(), request.request_id());
     line.insert_str(at, &span);
 }
 
@@ -112,7 +110,8 @@ fn json_with_request(line: &mut String, request: &RequestLog) {
         request_id: &'a str,
         name: &'static str,
     }
-    let span = Span { method: request.method(), path: request.path(), request_id: request.request_id(), name: "request" };
+    let span =
+        Span { method: request.method(), path: request.path(), request_id: request.request_id(), name: "request" };
     let Ok(span) = serde_json::to_string(&span) else { return };
     if let Some(at) = line.find(r#","spans":["#) {
         // The line has spans of its own: the request is the outermost.
@@ -155,7 +154,10 @@ impl TextVisitor<'_> {
                 "message" => self.writer.write_fmt(value),
                 name => {
                     let name = name.strip_prefix("r#").unwrap_or(name);
-                    self.writer.write_str(name).and_then(|()| self.writer.write_char('=')).and_then(|()| self.writer.write_fmt(value))
+                    self.writer
+                        .write_str(name)
+                        .and_then(|()| self.writer.write_char('='))
+                        .and_then(|()| self.writer.write_fmt(value))
                 }
             };
         }
@@ -276,11 +278,15 @@ mod tests {
         let base = |b: Buf| tracing_subscriber::fmt().with_writer(move || b.clone()).with_ansi(false).without_time();
         let theirs = capture_with(|b| base(b).fmt_fields(TextFields).finish(), in_span);
         let format = || tracing_subscriber::fmt::format().with_ansi(false).without_time();
-        let ours = capture_with(|b| base(b).fmt_fields(TextFields).event_format(WithRequest::text(format())).finish(), in_request);
+        let ours = capture_with(
+            |b| base(b).fmt_fields(TextFields).event_format(WithRequest::text(format())).finish(),
+            in_request,
+        );
         assert_eq!(ours, theirs);
         assert!(ours.contains("request{method=POST path=/v1/auth/applications/login request_id=01ABC}: "), "{ours}");
         // Outside a request: no request, the inner formatter's line.
-        let outside = capture_with(|b| base(b).fmt_fields(TextFields).event_format(WithRequest::text(format())).finish(), events);
+        let outside =
+            capture_with(|b| base(b).fmt_fields(TextFields).event_format(WithRequest::text(format())).finish(), events);
         assert_eq!(outside, capture_with(|b| base(b).fmt_fields(TextFields).finish(), events));
         assert!(!outside.contains("request{"), "{outside}");
     }
@@ -289,7 +295,12 @@ mod tests {
     fn text_lines_keep_the_request_before_the_target_with_colours() {
         let format = || tracing_subscriber::fmt::format().with_ansi(true).without_time();
         let ours = capture_with(
-            |b| tracing_subscriber::fmt().with_writer(move || b.clone()).event_format(WithRequest::text(format())).finish(),
+            |b| {
+                tracing_subscriber::fmt()
+                    .with_writer(move || b.clone())
+                    .event_format(WithRequest::text(format()))
+                    .finish()
+            },
             in_request,
         );
         let theirs = capture_with(

@@ -19,7 +19,10 @@ use scope_store::AuditQuery;
 /// Alive. The body is a constant: load balancers poll this route, so it
 /// builds no JSON value per request.
 pub async fn healthz() -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"))], r#"{"status":"ok"}"#)
+    (
+        [(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"))],
+        r#"{"status":"ok"}"#,
+    )
 }
 
 /// Ready when the database answers.

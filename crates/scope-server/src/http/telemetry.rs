@@ -99,15 +99,7 @@ where
                 Err(_) => Guarded::Panicked,
             }
         };
-        TelemetryFuture {
-            inner,
-            request,
-            id: Some(id),
-            method,
-            route,
-            bare_challenge,
-            started: Instant::now(),
-        }
+        TelemetryFuture { inner, request, id: Some(id), method, route, bare_challenge, started: Instant::now() }
     }
 }
 
